@@ -1,0 +1,1 @@
+"""Translators between the domain and the outside world: storage, channels, carriers, ERP."""

@@ -1,0 +1,106 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from ordermesh import __version__
+from ordermesh.api import errors
+from ordermesh.api.deps import get_caller
+from ordermesh.api.routes import catalog, events, inventory, orders
+from ordermesh.bootstrap import Application, bootstrap
+from ordermesh.services import catalog as catalog_service
+from ordermesh.services import events as events_service
+from ordermesh.services import inventory as inventory_service
+from ordermesh.services import order_views
+from ordermesh.services.unit_of_work import Caller, IdempotentReplay
+from ordermesh.workers.runner import Worker
+
+REQUESTS = Counter("ordermesh_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "ordermesh_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+# What a repeated Idempotency-Key answers with: the current view of the resource the first request made.
+REPLAYS: dict[str, Callable[[Application, Caller, str], Any]] = {
+    "order": lambda app, caller, id_: order_views.get_order(app.read_uow(), caller, int(id_)),
+    "shipment": lambda app, caller, id_: order_views.get_shipment(app.read_uow(), caller, int(id_)),
+    "location": lambda app, caller, id_: catalog_service.get_location(app.read_uow(), caller, id_),
+    "inventory_level": lambda app, caller, id_: inventory_service.get_level(app.read_uow(), caller, *id_.split("/", 1)),
+    "event": lambda app, caller, id_: next(
+        (e for e in events_service.read_feed(app.read_uow(), caller, after=int(id_) - 1, limit=1)["items"]),
+        None,
+    ),
+}
+
+
+def create_app(application: Application | None = None, *, run_workers: bool = True) -> FastAPI:
+    application = application or bootstrap()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker = Worker(application, name="embedded") if run_workers else None
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                worker.stop()
+
+    app = FastAPI(
+        title="ordermesh",
+        version=__version__,
+        description="Order management for brands selling on several marketplaces. Every /v1 call needs "
+        "`Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `code`.",
+        lifespan=lifespan,
+    )
+    app.state.ordermesh = application
+    errors.install(app)
+
+    @app.exception_handler(IdempotentReplay)
+    async def _replay(request: Request, replay: IdempotentReplay) -> Response:
+        caller = get_caller(application, request.headers.get("authorization"))
+        body = REPLAYS[replay.resource.type](application, caller, replay.resource.id)
+        from fastapi.encoders import jsonable_encoder
+
+        return JSONResponse(jsonable_encoder(body), status_code=200, headers={"Idempotent-Replayed": "true"})
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz", tags=["system"])
+    def healthz() -> Any:
+        """Liveness and database reachability."""
+        try:
+            with application.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as error:
+            return JSONResponse({"status": "unavailable", "database": str(error)[:200]}, status_code=503)
+        return {"status": "ok", "database": application.engine.dialect.name, "version": __version__}
+
+    @app.get("/metrics", tags=["system"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for module in (orders, inventory, catalog, events):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,79 @@
+"""Everything a route needs, as ``Annotated`` dependencies."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from ordermesh.bootstrap import Application
+from ordermesh.domain.access import Permission, ensure_permitted
+from ordermesh.domain.errors import InvalidInput, Unauthenticated
+from ordermesh.services import tenants
+from ordermesh.services.unit_of_work import Caller, IdempotencyKey, UnitOfWork
+
+AUTH_CACHE_SECONDS = 30.0
+_auth_cache: dict[str, tuple[float, Caller]] = {}
+
+
+def get_app(request: Request) -> Application:
+    return request.app.state.ordermesh  # type: ignore[no-any-return]
+
+
+AppDep = Annotated[Application, Depends(get_app)]
+
+
+def get_caller(app: AppDep, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    if not authorization:
+        raise Unauthenticated("send Authorization: Bearer <api key>")
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthenticated("send Authorization: Bearer <api key>")
+    digest = tenants.hash_key(key.strip())
+    cached = _auth_cache.get(digest)
+    now = time.monotonic()
+    if cached and cached[0] > now:
+        return cached[1]
+    caller = tenants.authenticate(app.read_uow(), key.strip())
+    _auth_cache[digest] = (now + AUTH_CACHE_SECONDS, caller)
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def require(permission: Permission):  # type: ignore[no-untyped-def]
+    def check(caller: CallerDep) -> Caller:
+        ensure_permitted(caller.role, permission)
+        return caller
+
+    return Depends(check)
+
+
+Reader = Annotated[Caller, require(Permission.READ)]
+OrderWriter = Annotated[Caller, require(Permission.WRITE_ORDERS)]
+OrderManager = Annotated[Caller, require(Permission.MANAGE_ORDERS)]
+InventoryWriter = Annotated[Caller, require(Permission.WRITE_INVENTORY)]
+CatalogWriter = Annotated[Caller, require(Permission.WRITE_CATALOG)]
+Administrator = Annotated[Caller, require(Permission.ADMINISTER)]
+
+
+async def get_idempotency_key(
+    request: Request, idempotency_key: Annotated[str | None, Header()] = None
+) -> IdempotencyKey | None:
+    if idempotency_key is None:
+        return None
+    if not 1 <= len(idempotency_key) <= 255:
+        raise InvalidInput("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
+    body = await request.body()
+    fingerprint = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body).hexdigest()
+    return IdempotencyKey(idempotency_key, fingerprint)
+
+
+IdempotencyDep = Annotated[IdempotencyKey | None, Depends(get_idempotency_key)]
+
+
+def write_uow(app: Application, caller: Caller, key: IdempotencyKey | None) -> UnitOfWork:
+    return app.uow(idempotency=(caller.tenant_id, key) if key else None)

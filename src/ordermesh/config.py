@@ -1,0 +1,49 @@
+"""Configuration from the environment (prefix ``ORDERMESH_``); see the README's table."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_PATH = "./ordermesh.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERMESH_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="Unset: a SQLite file ./ordermesh.db in WAL mode. Or postgresql://user@host:port/db.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Workers
+    auto_release: bool = Field(default=False, description="Release orders to nodes as soon as allocated.")
+    allocation_batch_size: int = Field(default=500, ge=1, le=10_000)
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    outbox_max_attempts: int = Field(default=10, ge=1)
+    # Storage
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return normalize_database_url(self.database_url)
+
+
+def normalize_database_url(url: str | None) -> str:
+    """Accept URLs the way people write them and pick the driver ordermesh ships with."""
+    if not url:
+        return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Use cases. Each opens one unit of work, calls the domain, writes outbox events and commits."""

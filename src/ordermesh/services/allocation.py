@@ -1,0 +1,200 @@
+"""Batch allocation (see DESIGN.md, "Allocation works on batches").
+
+One call claims up to N orders that need allocation (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+any number of workers can run), locks every inventory level they could draw from in one sorted
+statement, routes the orders in memory in priority order (earliest ship-by, then first placed)
+against a running copy of available stock, and writes every reservation in the same transaction.
+A hot SKU's level row is written once per batch, however many orders reserve it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from ordermesh.adapters.store.locks import LevelKey, claim_orders_for_allocation
+from ordermesh.adapters.store.tables import (
+    Allocation,
+    Location,
+    Order,
+    OrderLine,
+    SkuComponent,
+    StockArrival,
+)
+from ordermesh.adapters.store.types import utcnow
+from ordermesh.domain.lifecycle import AWAITING_STOCK, OrderStatus, status_after_allocation
+from ordermesh.domain.routing import Destination, LineDemand, Node, route_order
+from ordermesh.services import order_history
+from ordermesh.services.fulfilment import release_allocated
+from ordermesh.services.stock_ledger import StockLedger, level_of
+from ordermesh.services.unit_of_work import UnitOfWork
+
+ACTOR = "worker:allocator"
+
+
+@dataclass
+class BatchOutcome:
+    claimed: int = 0
+    by_status: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    units_reserved: int = 0
+
+
+def requeue_backorders(uow: UnitOfWork, limit: int = 1000) -> int:
+    """Consume stock-arrival signals: orders waiting for those SKUs go back in the allocator's queue."""
+    with uow:
+        session = uow.session
+        arrivals = session.execute(
+            select(StockArrival.id, StockArrival.tenant_id, StockArrival.sku_id)
+            .order_by(StockArrival.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not arrivals:
+            return 0
+        by_tenant: dict[int, set[int]] = defaultdict(set)
+        for _, tenant_id, sku_id in arrivals:
+            by_tenant[tenant_id].add(sku_id)
+        requeued = 0
+        for tenant_id, sku_ids in by_tenant.items():
+            bundles = set(
+                session.scalars(
+                    select(SkuComponent.bundle_sku_id).where(
+                        SkuComponent.tenant_id == tenant_id, SkuComponent.component_sku_id.in_(sku_ids)
+                    )
+                )
+            )
+            wanting = select(OrderLine.order_id).where(
+                OrderLine.tenant_id == tenant_id, OrderLine.sku_id.in_(sku_ids | bundles)
+            )
+            result = session.execute(
+                update(Order)
+                .where(
+                    Order.tenant_id == tenant_id,
+                    Order.status.in_([OrderStatus.BACKORDERED.value, OrderStatus.PARTIALLY_ALLOCATED.value]),
+                    Order.needs_allocation.is_(False),
+                    Order.id.in_(wanting),
+                )
+                .values(needs_allocation=True)
+                .execution_options(synchronize_session=False)
+            )
+            requeued += result.rowcount or 0  # type: ignore[attr-defined]
+        session.execute(delete(StockArrival).where(StockArrival.id.in_([row[0] for row in arrivals])))
+        uow.commit()
+        return requeued
+
+
+def allocate_batch(uow: UnitOfWork, *, limit: int = 500, auto_release: bool = False) -> BatchOutcome:
+    outcome = BatchOutcome()
+    with uow:
+        session = uow.session
+        claimed = list(claim_orders_for_allocation(session, limit))
+        outcome.claimed = len(claimed)
+        if not claimed:
+            return outcome
+        orders = [o for o in claimed if OrderStatus(o.status) in AWAITING_STOCK]
+        for order in claimed:
+            order.needs_allocation = False
+        order_ids = [o.id for o in orders]
+        lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
+        for line in session.scalars(select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)):
+            lines_by_order[line.order_id].append(line)
+        taken: dict[int, int] = defaultdict(int)  # line id -> units reserved or shipped already
+        for line_id, quantity, shipped in session.execute(
+            select(Allocation.order_line_id, Allocation.quantity, Allocation.shipped_quantity).where(
+                Allocation.order_id.in_(order_ids)
+            )
+        ):
+            taken[line_id] += quantity + shipped
+
+        by_tenant: dict[int, list[Order]] = defaultdict(list)
+        for order in orders:  # already in priority order
+            by_tenant[order.tenant_id].append(order)
+        for tenant_id, tenant_orders in sorted(by_tenant.items()):
+            _allocate_for_tenant(session, tenant_id, tenant_orders, lines_by_order, taken, outcome, auto_release)
+        uow.commit()
+    return outcome
+
+
+def _allocate_for_tenant(
+    session: Session,
+    tenant_id: int,
+    orders: list[Order],
+    lines_by_order: dict[int, list[OrderLine]],
+    taken: dict[int, int],
+    outcome: BatchOutcome,
+    auto_release: bool,
+) -> None:
+    locations = session.scalars(
+        select(Location).where(Location.tenant_id == tenant_id, Location.active.is_(True)).order_by(Location.id)
+    ).all()
+    nodes = [Node(loc.id, loc.code, loc.latitude, loc.longitude, loc.active) for loc in locations]
+    wanted_skus = {int(sku_id) for order in orders for line in lines_by_order[order.id] for sku_id in line.components}
+    ledger = StockLedger(session, tenant_id, ACTOR)
+    levels = ledger.lock((node.id, sku_id) for node in nodes for sku_id in wanted_skus)
+    stock: dict[LevelKey, int] = {key: level_of(row).available for key, row in levels.items()}
+    now = utcnow()
+    new_allocations: list[Allocation] = []
+    for order in orders:
+        lines = lines_by_order[order.id]
+        demand = [
+            LineDemand(
+                line.id,
+                line.quantity - line.cancelled_quantity - taken[line.id],
+                {int(k): v for k, v in line.components.items()},
+            )
+            for line in lines
+        ]
+        address = order.shipping_address or {}
+        plan = route_order(demand, nodes, stock, Destination(address.get("latitude"), address.get("longitude")))
+        by_line = {line.id: line for line in lines}
+        placed = []
+        for assignment in plan.assignments:
+            line = by_line[assignment.line_id]
+            for sku_id, per_unit in line.components.items():
+                key = (assignment.node_id, int(sku_id))
+                units = assignment.quantity * per_unit
+                ledger.apply(key, level_of(levels[key]).reserve(units), reference=f"order:{order.id}")
+                stock[key] -= units
+            taken[line.id] += assignment.quantity
+            allocation = Allocation(
+                tenant_id=tenant_id,
+                order_id=order.id,
+                order_line_id=line.id,
+                location_id=assignment.node_id,
+                quantity=assignment.quantity,
+                shipped_quantity=0,
+                created_at=now,
+            )
+            new_allocations.append(allocation)
+            placed.append(
+                {
+                    "line_number": line.line_number,
+                    "location_id": assignment.node_id,
+                    "units": assignment.quantity,
+                }
+            )
+            outcome.units_reserved += assignment.quantity
+        open_units = sum(line.quantity - line.cancelled_quantity for line in lines)
+        reserved = sum(taken[line.id] for line in lines)
+        if placed:
+            order_history.record(
+                session,
+                order,
+                "allocated",
+                ACTOR,
+                reason=plan.explanation,
+                data={"rule": plan.rule, "allocations": placed},
+            )
+        target = status_after_allocation(open_units, reserved)
+        order_history.transition(session, order, target, ACTOR, reason=plan.explanation)
+        outcome.by_status[order.status] += 1
+        if auto_release and target is OrderStatus.ALLOCATED:
+            session.add_all(new_allocations)
+            new_allocations.clear()
+            session.flush()
+            release_allocated(session, order, ACTOR)
+    session.add_all(new_allocations)
+    ledger.finish()

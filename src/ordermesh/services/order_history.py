@@ -1,0 +1,83 @@
+"""Recording what happens to an order: the audit trail and the outbox, always together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ordermesh.adapters.store.tables import Order, OrderEvent
+from ordermesh.adapters.store.types import utcnow
+from ordermesh.domain.lifecycle import OrderStatus, ensure_transition
+from ordermesh.services import outbox
+
+
+def record(
+    session: Session,
+    order: Order,
+    event_type: str,
+    actor: str,
+    *,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+) -> None:
+    now = utcnow()
+    session.add(
+        OrderEvent(
+            tenant_id=order.tenant_id,
+            order_id=order.id,
+            type=event_type,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            reason=reason,
+            data=data or {},
+            created_at=now,
+        )
+    )
+    outbox.append(
+        session,
+        tenant_id=order.tenant_id,
+        aggregate_type="order",
+        aggregate_id=str(order.id),
+        event_type=f"order.{event_type}",
+        payload={
+            "order_id": order.id,
+            "channel_id": order.channel_id,
+            "external_id": order.external_id,
+            "status": to_status or order.status,
+            "from_status": from_status,
+            "reason": reason,
+            **(data or {}),
+        },
+    )
+    order.updated_at = now
+
+
+def transition(
+    session: Session,
+    order: Order,
+    target: OrderStatus,
+    actor: str,
+    *,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Move ``order`` to ``target`` if the lifecycle allows it, and record the transition (invariant 5)."""
+    current = OrderStatus(order.status)
+    if current == target:
+        return
+    ensure_transition(current, target, order_id=order.id)
+    record(
+        session,
+        order,
+        "status_changed",
+        actor,
+        reason=reason,
+        data=data,
+        from_status=current.value,
+        to_status=target.value,
+    )
+    order.status = target.value

@@ -1,0 +1,313 @@
+"""Capturing orders and the operator's actions on them: cancel, hold, release from hold, complete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ordermesh.adapters.store.locks import lock_order
+from ordermesh.adapters.store.tables import Channel, Order, OrderLine, Sku, SkuComponent
+from ordermesh.adapters.store.types import utcnow
+from ordermesh.domain.errors import IllegalTransition, InvalidInput, NotFound
+from ordermesh.domain.lifecycle import CANCELLABLE, OrderStatus, ShipmentStatus
+from ordermesh.services import order_history
+from ordermesh.services.order_state import OrderState
+from ordermesh.services.stock_ledger import StockLedger, level_of
+from ordermesh.services.unit_of_work import Caller, UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class NewLine:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    channel: str
+    external_id: str
+    currency: str
+    lines: Sequence[NewLine]
+    shipping_address: dict[str, Any]
+    placed_at: datetime | None = None
+    ship_by: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    order_id: int
+    created: bool
+
+
+def capture_order(uow: UnitOfWork, caller: Caller, new: NewOrder) -> Captured:
+    """Store a canonical order exactly once per (channel, external id). A repeat returns the order
+    already stored and changes nothing (invariant 3)."""
+    _check_order(new)
+    try:
+        with uow:
+            session = uow.session
+            channel = session.scalar(
+                select(Channel).where(Channel.tenant_id == caller.tenant_id, Channel.code == new.channel)
+            )
+            if channel is None:
+                raise InvalidInput(f"unknown channel {new.channel!r}", code="unknown_channel", field="channel")
+            existing = _find(uow, caller.tenant_id, channel.id, new.external_id)
+            if existing is not None:
+                uow.record_result("order", existing)
+                return Captured(existing, created=False)
+            codes = sorted({line.sku for line in new.lines})
+            skus = {
+                sku.code: sku
+                for sku in session.scalars(select(Sku).where(Sku.tenant_id == caller.tenant_id, Sku.code.in_(codes)))
+            }
+            for index, line in enumerate(new.lines):
+                if line.sku not in skus:
+                    raise InvalidInput(
+                        f"unknown SKU {line.sku!r}",
+                        code="unknown_sku",
+                        field=f"lines[{index}].sku",
+                        sku=line.sku,
+                    )
+            components: dict[int, dict[str, int]] = {}
+            for bundle_id, component_id, quantity in session.execute(
+                select(SkuComponent.bundle_sku_id, SkuComponent.component_sku_id, SkuComponent.quantity).where(
+                    SkuComponent.bundle_sku_id.in_([sku.id for sku in skus.values()])
+                )
+            ):
+                components.setdefault(bundle_id, {})[str(component_id)] = quantity
+            now = utcnow()
+            order = Order(
+                tenant_id=caller.tenant_id,
+                channel_id=channel.id,
+                external_id=new.external_id,
+                status=OrderStatus.PENDING.value,
+                currency=new.currency.upper(),
+                total_amount=sum((line.unit_price * line.quantity for line in new.lines), Decimal(0)),
+                shipping_address=new.shipping_address,
+                placed_at=new.placed_at or now,
+                ship_by=new.ship_by,
+                needs_allocation=True,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(order)
+            session.flush()
+            for number, line in enumerate(new.lines, start=1):
+                sku = skus[line.sku]
+                session.add(
+                    OrderLine(
+                        tenant_id=caller.tenant_id,
+                        order_id=order.id,
+                        line_number=number,
+                        sku_id=sku.id,
+                        quantity=line.quantity,
+                        unit_price=line.unit_price,
+                        cancelled_quantity=0,
+                        components=components.get(sku.id, {str(sku.id): 1}),
+                    )
+                )
+            order_history.record(
+                session,
+                order,
+                "created",
+                caller.actor,
+                to_status=OrderStatus.PENDING.value,
+                data={"channel": channel.code, "lines": len(new.lines)},
+            )
+            uow.record_result("order", order.id)
+            uow.wake_allocator = True
+            uow.commit()
+            return Captured(order.id, created=True)
+    except IntegrityError:
+        # The same (channel, external id) committed concurrently: answer with that order.
+        with uow:
+            channel_id = uow.session.scalar(
+                select(Channel.id).where(Channel.tenant_id == caller.tenant_id, Channel.code == new.channel)
+            )
+            existing = _find(uow, caller.tenant_id, channel_id, new.external_id) if channel_id else None
+            if existing is None:
+                raise
+            return Captured(existing, created=False)
+
+
+def _find(uow: UnitOfWork, tenant_id: int, channel_id: int, external_id: str) -> int | None:
+    return uow.session.scalar(
+        select(Order.id).where(
+            Order.tenant_id == tenant_id, Order.channel_id == channel_id, Order.external_id == external_id
+        )
+    )
+
+
+def _check_order(new: NewOrder) -> None:
+    if not new.external_id or len(new.external_id) > 128:
+        raise InvalidInput("external_id must be 1 to 128 characters", field="external_id")
+    if len(new.currency) != 3 or not new.currency.isalpha():
+        raise InvalidInput("currency must be an ISO 4217 code such as VND", field="currency")
+    if not new.lines:
+        raise InvalidInput("an order needs at least one line", field="lines")
+    for index, line in enumerate(new.lines):
+        if line.quantity <= 0:
+            raise InvalidInput("quantity must be positive", field=f"lines[{index}].quantity")
+        if line.unit_price < 0:
+            raise InvalidInput("unit_price cannot be negative", field=f"lines[{index}].unit_price")
+
+
+class CancelReason(StrEnum):
+    CUSTOMER = "customer"  # the buyer asked
+    WAREHOUSE = "warehouse"  # the node cannot ship (short pick, damage)
+    SLA_BREACH = "sla_breach"  # the ship-by deadline cannot be met
+    FRAUD = "fraud"
+    CHANNEL = "channel"  # the marketplace cancelled it
+    OPERATOR = "operator"
+    PAYMENT_FAILED = "payment_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelLine:
+    line_number: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    reason: CancelReason
+    note: str | None = None
+    lines: Sequence[CancelLine] = field(default_factory=tuple)  # empty: everything not yet shipped
+
+
+def cancel(uow: UnitOfWork, caller: Caller, order_id: int, request: CancelRequest) -> int:
+    """Cancel the whole order, or some units of some lines. Units already handed to a carrier cannot
+    be cancelled; everything else is released back to stock in the same transaction."""
+    with uow:
+        session = uow.session
+        order = _lock(uow, caller, order_id)
+        status = OrderStatus(order.status)
+        if status not in CANCELLABLE:
+            raise IllegalTransition(status.value, OrderStatus.CANCELLED.value, subject="order", subject_id=order.id)
+        state = OrderState.load(session, order)
+        wanted: dict[int, int] = {}  # line id -> units to cancel
+        if request.lines:
+            for index, item in enumerate(request.lines):
+                line = state.line(item.line_number)
+                if line is None:
+                    raise InvalidInput(f"order has no line {item.line_number}", field=f"lines[{index}].line_number")
+                if item.quantity <= 0:
+                    raise InvalidInput("quantity must be positive", field=f"lines[{index}].quantity")
+                wanted[line.id] = wanted.get(line.id, 0) + item.quantity
+        else:
+            wanted = {line.id: state.open_units(line) - state.shipped(line) for line in state.lines}
+            wanted = {k: v for k, v in wanted.items() if v > 0}
+            if not wanted:
+                raise IllegalTransition(status.value, OrderStatus.CANCELLED.value, subject="order", subject_id=order.id)
+        for index, line in enumerate(state.lines):
+            cancellable = state.open_units(line) - state.shipped(line)
+            if wanted.get(line.id, 0) > cancellable:
+                raise InvalidInput(
+                    f"line {line.line_number}: only {cancellable} unit(s) can still be cancelled",
+                    code="not_cancellable",
+                    field=f"lines[{index}].quantity",
+                    cancellable=cancellable,
+                )
+
+        ledger = StockLedger(session, caller.tenant_id, caller.actor)
+        ledger.lock(state.component_keys())
+        released_units: list[dict[str, int]] = []
+        by_line = {line.id: line for line in state.lines}
+        for line_id, units in wanted.items():
+            line = by_line[line_id]
+            # Units nobody reserved go first; then reservations not yet released, then released ones.
+            from_unreserved = min(units, max(state.unreserved(line), 0))
+            line.cancelled_quantity += units
+            units -= from_unreserved
+            allocations = sorted(
+                (a for a in state.allocations if a.order_line_id == line_id and a.quantity > 0),
+                key=lambda a: (a.shipment_id is not None, -a.id),
+            )
+            for allocation in allocations:
+                if units == 0:
+                    break
+                take = min(units, allocation.quantity)
+                allocation.quantity -= take
+                units -= take
+                for sku_id, per_unit in line.components.items():
+                    key = (allocation.location_id, int(sku_id))
+                    movement = level_of(ledger.levels[key]).release(take * per_unit)
+                    ledger.apply(
+                        key,
+                        movement,
+                        reference=f"order:{order.id}",
+                        note=f"cancelled: {request.reason.value}",
+                    )
+                released_units.append(
+                    {"line_number": line.line_number, "location_id": allocation.location_id, "units": take}
+                )
+        for shipment in state.unshipped_shipments():
+            if not any(a.quantity > 0 for a in state.allocations if a.shipment_id == shipment.id):
+                shipment.status, shipment.updated_at = ShipmentStatus.CANCELLED.value, utcnow()
+        order_history.record(
+            session,
+            order,
+            "lines_cancelled",
+            caller.actor,
+            reason=request.reason.value,
+            data={
+                "note": request.note,
+                "lines": [{"line_number": by_line[k].line_number, "quantity": v} for k, v in wanted.items()],
+                "released": released_units,
+            },
+        )
+        state.resync_status(session, caller.actor, reason=request.reason.value)
+        if OrderStatus(order.status) is OrderStatus.CANCELLED:
+            order.needs_allocation = False
+        uow.wake_allocator = ledger.finish()
+        uow.record_result("order", order.id)
+        uow.commit()
+        return order.id
+
+
+def hold(uow: UnitOfWork, caller: Caller, order_id: int, reason: str) -> int:
+    """Park an order: the allocator leaves it alone; reservations it already has are kept."""
+    if not reason.strip():
+        raise InvalidInput("a hold needs a reason", field="reason")
+    with uow:
+        order = _lock(uow, caller, order_id)
+        order_history.transition(uow.session, order, OrderStatus.ON_HOLD, caller.actor, reason=reason)
+        order.hold_reason, order.needs_allocation = reason, False
+        uow.record_result("order", order.id)
+        uow.commit()
+        return order.id
+
+
+def release_hold(uow: UnitOfWork, caller: Caller, order_id: int, note: str | None = None) -> int:
+    with uow:
+        order = _lock(uow, caller, order_id)
+        order_history.transition(uow.session, order, OrderStatus.PENDING, caller.actor, reason=note or "hold released")
+        order.hold_reason, order.needs_allocation = None, True
+        uow.record_result("order", order.id)
+        uow.wake_allocator = True
+        uow.commit()
+        return order.id
+
+
+def complete(uow: UnitOfWork, caller: Caller, order_id: int) -> int:
+    with uow:
+        order = _lock(uow, caller, order_id)
+        order_history.transition(uow.session, order, OrderStatus.COMPLETED, caller.actor, reason="completed")
+        uow.record_result("order", order.id)
+        uow.commit()
+        return order.id
+
+
+def _lock(uow: UnitOfWork, caller: Caller, order_id: int) -> Order:
+    order = lock_order(uow.session, caller.tenant_id, order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id}", code="order_not_found")
+    return order

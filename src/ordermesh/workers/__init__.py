@@ -1,0 +1,1 @@
+"""Background loops: allocation and outbox delivery. Embedded in ``serve`` or run as ``ordermesh worker``."""

@@ -1,0 +1,136 @@
+"""The worker loop.
+
+Each pass: turn stock arrivals into re-queued backorders, drain the allocation queue in batches,
+then deliver due outbox messages. Between passes it sleeps until woken (an in-process event in the
+embedded mode, PostgreSQL ``LISTEN`` across processes) or the poll interval passes. Any number of
+loops can run against one PostgreSQL database: they coordinate only through row locks and
+``SKIP LOCKED``. A failing pass is logged and retried after a pause; the loop never dies of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from ordermesh.bootstrap import Application
+from ordermesh.services import allocation, outbox
+
+log = logging.getLogger("ordermesh.workers")
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    orders_claimed: int = 0
+    units_reserved: int = 0
+    messages_delivered: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    def __init__(self, app: Application, *, name: str = "worker") -> None:
+        self.app = app
+        self.name = name
+        self.stop_event = threading.Event()
+        self.stats = WorkerStats()
+        self._threads: list[threading.Thread] = []
+
+    def run_pass(self) -> int:
+        """One full pass; returns how much work it did (0 means idle)."""
+        settings = self.app.settings
+        work = allocation.requeue_backorders(self.app.uow())
+        while not self.stop_event.is_set():
+            outcome = allocation.allocate_batch(
+                self.app.uow(), limit=settings.allocation_batch_size, auto_release=settings.auto_release
+            )
+            if outcome.claimed == 0:
+                break
+            work += outcome.claimed
+            self.stats.batches += 1
+            self.stats.orders_claimed += outcome.claimed
+            self.stats.units_reserved += outcome.units_reserved
+            for status, count in outcome.by_status.items():
+                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + count
+            if outcome.claimed < settings.allocation_batch_size:
+                break
+        with self.app.uow() as uow:
+            report = outbox.deliver_batch(
+                uow.session, self.app.handlers, limit=500, max_attempts=settings.outbox_max_attempts
+            )
+            uow.commit()
+        self.stats.messages_delivered += report.delivered
+        return work + report.handled
+
+    def run_forever(self) -> None:
+        wakeup = self.app.allocator_wakeup
+        pause = self.app.settings.worker_poll_seconds
+        while not self.stop_event.is_set():
+            wakeup.clear()
+            try:
+                busy = self.run_pass()
+            except (OperationalError, DBAPIError) as error:  # lost connection, deadlock victim, ...
+                self._failed(error)
+                self.stop_event.wait(1.0)
+                continue
+            except Exception as error:
+                log.exception("worker pass failed")
+                self._failed(error)
+                self.stop_event.wait(1.0)
+                continue
+            if not busy:
+                wakeup.wait(pause)
+
+    def _failed(self, error: Exception) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = f"{type(error).__name__}: {error}"[:500]
+        log.warning("worker pass failed: %s", self.stats.last_error)
+
+    def start(self) -> None:
+        """Run in background threads (the embedded mode), plus a LISTEN thread on PostgreSQL."""
+        loop = threading.Thread(target=self.run_forever, name=f"{self.name}-loop", daemon=True)
+        self._threads.append(loop)
+        if self.app.is_postgres:
+            listener = threading.Thread(target=self._listen, name=f"{self.name}-listen", daemon=True)
+            self._threads.append(listener)
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self.app.allocator_wakeup.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def _listen(self) -> None:
+        """Turn PostgreSQL notifications from any process into a local wake-up."""
+        import psycopg
+
+        from ordermesh.adapters.store.notify import ALLOCATOR_CHANNEL
+
+        url = self.app.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self.stop_event.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {ALLOCATOR_CHANNEL}")
+                    while not self.stop_event.is_set():
+                        for _ in connection.notifies(timeout=1.0, stop_after=1):
+                            self.app.allocator_wakeup.set()
+            except psycopg.Error as error:
+                log.warning("LISTEN connection lost (%s); reconnecting", error)
+                self.stop_event.wait(1.0)
+
+
+def drain(app: Application, *, timeout: float = 60.0) -> Worker:
+    """Run passes until there is nothing left to do (used by tests and the CLI's one-shot mode)."""
+    worker = Worker(app)
+    deadline = time.monotonic() + timeout
+    while worker.run_pass() and time.monotonic() < deadline:
+        pass
+    return worker
