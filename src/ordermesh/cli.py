@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -42,7 +43,7 @@ err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -147,14 +148,14 @@ def import_skus(
     if problems:
         problems.sort(key=lambda p: int(p.split(":")[0].split()[1]))
         for problem in problems:
-            err.print(f"{file}: {problem}", highlight=False)
+            err.print(f"{file}: {problem}", highlight=False, markup=False, soft_wrap=True)
         raise fail(f"{len(problems)} invalid row(s); nothing was imported")
     if not items:
         raise fail(f"{file}: no rows to import")
     with _progress() as progress:
         task = progress.add_task("importing SKUs", total=len(items))
         catalog.upsert_skus(application.uow(), caller, items, progress=lambda n: progress.advance(task, n))
-    err.print(f"imported {len(items)} SKU(s) into tenant {tenant}")
+    err.print(f"imported {len(items)} SKU(s) into tenant {tenant}", markup=False)
 
 
 @app.command()

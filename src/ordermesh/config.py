@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     auto_release: bool = Field(default=False, description="Release orders to nodes as soon as allocated.")
     allocation_batch_size: int = Field(default=500, ge=1, le=10_000)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
+    allocation_linger_seconds: float = Field(
+        default=0.05, ge=0, description="Pause between allocation passes so orders arriving together share a batch."
+    )
     outbox_max_attempts: int = Field(default=10, ge=1)
     # Storage
     db_pool_size: int = Field(default=10, ge=1)

@@ -6,7 +6,7 @@ import hashlib
 import time
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Query, Request
 
 from ordermesh.bootstrap import Application
 from ordermesh.domain.access import Permission, ensure_permitted
@@ -15,6 +15,10 @@ from ordermesh.services import tenants
 from ordermesh.services.unit_of_work import Caller, IdempotencyKey, UnitOfWork
 
 AUTH_CACHE_SECONDS = 30.0
+MAX_ID = 2**63 - 1  # ids are BIGINT: a larger number names nothing and must not reach the database
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 _auth_cache: dict[str, tuple[float, Caller]] = {}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -12,6 +12,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("timestamps need a time zone offset, e.g. 2026-11-11T00:05:00+07:00")
+    if value is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp is out of range") from None
     return value
 
 
@@ -138,7 +143,7 @@ class SkuUpsert(Strict):
     code: Code
     name: str = Field(min_length=1, max_length=300)
     weight_grams: int = Field(default=0, ge=0, le=10_000_000)
-    components: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
+    components: dict[str, Annotated[int, Field(gt=0, le=100_000)]] = Field(default_factory=dict)
 
 
 class SkuBulkUpsert(Strict):
@@ -157,7 +162,7 @@ class LocationPut(Strict):
     kind: Literal["warehouse", "3pl", "store"] = "warehouse"
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
-    daily_capacity: int | None = Field(default=None, ge=0)
+    daily_capacity: int | None = Field(default=None, ge=0, le=1_000_000_000)
     cutoff_time: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM local")
     time_zone: str = Field(default="UTC", max_length=64)
     active: bool = True

@@ -97,7 +97,14 @@ def route_order(
         for size in range(2, min(EXACT_SEARCH_MAX_SPLIT, len(candidates)) + 1):
             full = [combo for combo in combinations(candidates, size) if _covers(demand, list(combo), stock)]
             if full:
-                best = min(full, key=lambda combo: sum(distance[n.id] or 0.0 for n in combo))
+                # An unknown distance ranks after every known one (as in rule 1), never as zero.
+                best = min(
+                    full,
+                    key=lambda combo: (
+                        sum(distance[n.id] is None for n in combo),
+                        sum(distance[n.id] or 0.0 for n in combo),
+                    ),
+                )
                 codes = ", ".join(n.code for n in best)
                 return RoutingPlan(
                     _fill(demand, list(best), stock),

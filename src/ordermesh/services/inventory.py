@@ -136,9 +136,7 @@ def sku_availability(uow: UnitOfWork, caller: Caller, sku_code: str) -> dict[str
         components = dict(
             session.execute(
                 select(SkuComponent.component_sku_id, SkuComponent.quantity).where(SkuComponent.bundle_sku_id == sku.id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         locations = session.scalars(
             select(Location).where(Location.tenant_id == caller.tenant_id).order_by(Location.code)

@@ -55,9 +55,10 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, value = raw.split(":", 1)
-        if kind != "o":
+        order_id = int(value)
+        if kind != "o" or not 1 <= order_id < 2**63:
             raise ValueError
-        return int(value)
+        return order_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("cursor is not one this API returned", field="cursor") from None
 
@@ -102,17 +103,13 @@ def render_orders(uow: UnitOfWork, orders: list[Order], *, with_history: bool) -
     session = uow.session
     ids = [o.id for o in orders]
     tenant_id = orders[0].tenant_id
-    channels = dict(
-        session.execute(select(Channel.id, Channel.code).where(Channel.tenant_id == tenant_id)).tuples().all()
-    )
-    locations = dict(
-        session.execute(select(Location.id, Location.code).where(Location.tenant_id == tenant_id)).tuples().all()
-    )
+    channels = dict(session.execute(select(Channel.id, Channel.code).where(Channel.tenant_id == tenant_id)).all())
+    locations = dict(session.execute(select(Location.id, Location.code).where(Location.tenant_id == tenant_id)).all())
     lines: dict[int, list[OrderLine]] = defaultdict(list)
     for line in session.scalars(select(OrderLine).where(OrderLine.order_id.in_(ids)).order_by(OrderLine.line_number)):
         lines[line.order_id].append(line)
     sku_ids = {line.sku_id for group in lines.values() for line in group}
-    skus = dict(session.execute(select(Sku.id, Sku.code).where(Sku.id.in_(sku_ids))).tuples().all())
+    skus = dict(session.execute(select(Sku.id, Sku.code).where(Sku.id.in_(sku_ids))).all())
     allocations: dict[int, list[Allocation]] = defaultdict(list)
     for allocation in session.scalars(select(Allocation).where(Allocation.order_id.in_(ids)).order_by(Allocation.id)):
         allocations[allocation.order_line_id].append(allocation)

@@ -22,6 +22,8 @@ from ordermesh.services.order_state import OrderState
 from ordermesh.services.stock_ledger import StockLedger, level_of
 from ordermesh.services.unit_of_work import Caller, UnitOfWork
 
+MAX_TOTAL = Decimal(10) ** 16  # total_amount is NUMERIC(20, 4)
+
 
 @dataclass(frozen=True, slots=True)
 class NewLine:
@@ -158,6 +160,8 @@ def _check_order(new: NewOrder) -> None:
             raise InvalidInput("quantity must be positive", field=f"lines[{index}].quantity")
         if line.unit_price < 0:
             raise InvalidInput("unit_price cannot be negative", field=f"lines[{index}].unit_price")
+    if sum((line.unit_price * line.quantity for line in new.lines), Decimal(0)) >= MAX_TOTAL:
+        raise InvalidInput(f"the order total must be below {MAX_TOTAL}", field="lines")
 
 
 class CancelReason(StrEnum):

@@ -70,6 +70,7 @@ class Worker:
     def run_forever(self) -> None:
         wakeup = self.app.allocator_wakeup
         pause = self.app.settings.worker_poll_seconds
+        linger = self.app.settings.allocation_linger_seconds
         while not self.stop_event.is_set():
             wakeup.clear()
             try:
@@ -85,6 +86,10 @@ class Worker:
                 continue
             if not busy:
                 wakeup.wait(pause)
+            # Let orders gather for a moment before the next pass: a batch of many orders costs
+            # about as much as a batch of one, and the writer lock is shared with intake.
+            if linger:
+                self.stop_event.wait(linger)
 
     def _failed(self, error: Exception) -> None:
         self.stats.errors += 1

@@ -8,6 +8,8 @@ PostgreSQL: psycopg 3, READ COMMITTED, explicit row locks where a rule needs the
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -22,7 +24,7 @@ def make_engine(url: str | None, *, pool_size: int = 10, echo: bool = False) -> 
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 60},
+            connect_args={"check_same_thread": False, "timeout": 60, "factory": _locking_connection_class()},
             pool_size=pool_size,
             max_overflow=pool_size,
         )
@@ -48,10 +50,57 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
+    # SQLite has one writer at a time. Waiting for it inside SQLite means its busy handler, which
+    # sleeps in growing steps and collapses throughput under contention; so writers of this process
+    # queue on a lock first and only then BEGIN IMMEDIATE (which still guards against other
+    # processes). The lock is released by the DBAPI connection's own commit/rollback.
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        raw = connection.connection.dbapi_connection
+        if mode == "IMMEDIATE":
+            raw.hold_write_lock()
+        try:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            raw.release_write_lock()
+            raise
+
+
+def _locking_connection_class() -> type[sqlite3.Connection]:
+    write_lock = threading.Lock()
+
+    class LockingConnection(sqlite3.Connection):
+        _holding = False
+
+        def hold_write_lock(self) -> None:
+            write_lock.acquire()
+            self._holding = True
+
+        def release_write_lock(self) -> None:
+            if self._holding:
+                self._holding = False
+                write_lock.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self.release_write_lock()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self.release_write_lock()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self.release_write_lock()
+
+    return LockingConnection
 
 
 def make_session_factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:

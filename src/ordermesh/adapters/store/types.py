@@ -46,7 +46,8 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        return str(value) if dialect.name == "sqlite" else value
+        # SQLite keeps the text as given: fix the scale here, as NUMERIC(20, 4) does on PostgreSQL.
+        return str(Decimal(value).quantize(Decimal("0.0001"))) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from ordermesh.api.deps import Administrator, AppDep, IdempotencyDep, Reader, write_uow
+from ordermesh.api.deps import MAX_ID, Administrator, AppDep, IdempotencyDep, IdPath, Reader, write_uow
 from ordermesh.api.schemas import EventPage, EventPublic
 from ordermesh.services import events
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 def feed(
     app: AppDep,
     caller: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """Every fact ordermesh recorded for this tenant, oldest first. Pass ``next_cursor`` back as
@@ -29,6 +29,6 @@ def dead_letters(app: AppDep, caller: Reader) -> Any:
 
 
 @router.post("/{event_id}/retry", response_model=EventPublic)
-def retry(event_id: int, app: AppDep, caller: Administrator, key: IdempotencyDep) -> Any:
+def retry(event_id: IdPath, app: AppDep, caller: Administrator, key: IdempotencyDep) -> Any:
     """Put a dead letter back in the delivery queue."""
     return events.retry_dead_letter(write_uow(app, caller, key), caller, event_id)

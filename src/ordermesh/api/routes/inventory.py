@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from ordermesh.api.deps import AppDep, IdempotencyDep, InventoryWriter, Reader, write_uow
+from ordermesh.api.deps import AppDep, IdempotencyDep, IdQuery, InventoryWriter, Reader, write_uow
 from ordermesh.api.schemas import LevelPublic, StockAdjust, StockSet
 from ordermesh.services import inventory
 
@@ -45,7 +45,7 @@ def movements(
     sku: str,
     app: AppDep,
     caller: Reader,
-    before: int | None = None,
+    before: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     """The ledger for one level, newest first."""

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from ordermesh.api.deps import AppDep, IdempotencyDep, OrderManager, OrderWriter, Reader, write_uow
+from ordermesh.api.deps import AppDep, IdempotencyDep, IdPath, OrderManager, OrderWriter, Reader, write_uow
 from ordermesh.api.schemas import (
+    AwareDatetime,
     CancelRequestBody,
     HoldRequest,
     OrderCreate,
@@ -47,7 +47,7 @@ def create_order(body: OrderCreate, app: AppDep, caller: OrderWriter, key: Idemp
 
 
 @router.get("/orders/{order_id}", response_model=OrderPublic)
-def get_order(order_id: int, app: AppDep, caller: Reader) -> Any:
+def get_order(order_id: IdPath, app: AppDep, caller: Reader) -> Any:
     """The order, its lines with what is allocated where, its shipments and its full history."""
     return order_views.get_order(app.read_uow(), caller, order_id)
 
@@ -59,8 +59,8 @@ def list_orders(
     status_: Annotated[str | None, Query(alias="status")] = None,
     channel: str | None = None,
     sku: str | None = None,
-    placed_after: datetime | None = None,
-    placed_before: datetime | None = None,
+    placed_after: AwareDatetime | None = None,
+    placed_before: AwareDatetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Any:
@@ -70,7 +70,9 @@ def list_orders(
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderPublic)
-def cancel_order(order_id: int, body: CancelRequestBody, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
+def cancel_order(
+    order_id: IdPath, body: CancelRequestBody, app: AppDep, caller: OrderManager, key: IdempotencyDep
+) -> Any:
     """Cancel the whole order (no ``lines``) or some units of some lines. Releases reservations;
     units already shipped cannot be cancelled."""
     request = CancelRequest(
@@ -83,38 +85,38 @@ def cancel_order(order_id: int, body: CancelRequestBody, app: AppDep, caller: Or
 
 
 @router.post("/orders/{order_id}/hold", response_model=OrderPublic)
-def hold_order(order_id: int, body: HoldRequest, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
+def hold_order(order_id: IdPath, body: HoldRequest, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
     orders.hold(write_uow(app, caller, key), caller, order_id, body.reason)
     return order_views.get_order(app.read_uow(), caller, order_id)
 
 
 @router.post("/orders/{order_id}/unhold", response_model=OrderPublic)
-def unhold_order(order_id: int, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
+def unhold_order(order_id: IdPath, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
     orders.release_hold(write_uow(app, caller, key), caller, order_id)
     return order_views.get_order(app.read_uow(), caller, order_id)
 
 
 @router.post("/orders/{order_id}/release", response_model=OrderPublic)
-def release_order(order_id: int, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
+def release_order(order_id: IdPath, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
     """Hand an allocated order to its node(s): one shipment per location."""
     fulfilment.release(write_uow(app, caller, key), caller, order_id)
     return order_views.get_order(app.read_uow(), caller, order_id)
 
 
 @router.post("/orders/{order_id}/complete", response_model=OrderPublic)
-def complete_order(order_id: int, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
+def complete_order(order_id: IdPath, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
     orders.complete(write_uow(app, caller, key), caller, order_id)
     return order_views.get_order(app.read_uow(), caller, order_id)
 
 
 @router.get("/shipments/{shipment_id}", tags=["shipments"])
-def get_shipment(shipment_id: int, app: AppDep, caller: Reader) -> Any:
+def get_shipment(shipment_id: IdPath, app: AppDep, caller: Reader) -> Any:
     return order_views.get_shipment(app.read_uow(), caller, shipment_id)
 
 
 @router.post("/shipments/{shipment_id}/events", tags=["shipments"])
 def shipment_event(
-    shipment_id: int, body: ShipmentEventCreate, app: AppDep, caller: OrderManager, key: IdempotencyDep
+    shipment_id: IdPath, body: ShipmentEventCreate, app: AppDep, caller: OrderManager, key: IdempotencyDep
 ) -> Any:
     """A node's report: picked, packed, shipped (with carrier and tracking number), delivered."""
     update = fulfilment.ShipmentUpdate(ShipmentStatus(body.status), body.carrier, body.tracking_number, body.note)
