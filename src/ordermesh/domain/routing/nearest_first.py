@@ -1,4 +1,4 @@
-"""Routing v1: decide which location(s) reserve which units of an order.
+"""Routing v1, kept as it was: nearest location first (``route_order``).
 
 Rules, in order:
 1. One location that can ship every open unit, the nearest first (haversine on coordinates).
@@ -6,8 +6,10 @@ Rules, in order:
    plans of that size; exact search over small location sets, greedy beyond).
 3. Otherwise a partial plan: reserve what can be reserved, nearest first; the rest waits for stock.
 
-``route_order`` is the one entry point; the routing engine replaces it behind the same signature.
-It is pure: the caller passes the stock it may use and applies the returned plan.
+It ignores capacity, cut-offs, carriers and cost: the routing engine (``decide`` in ``engine.py``)
+weighs those. ``route_order`` stays because the batch allocator and its tests rely on its exact
+behaviour, including its known limit (lines are filled greedily in line order; see
+tests/unit/test_routing.py). It is pure: the caller passes the stock it may use and applies the plan.
 """
 
 from __future__ import annotations
@@ -17,41 +19,10 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from ordermesh.domain.geo import haversine_km
+from ordermesh.domain.routing.model import Assignment, Destination, LineDemand, Node, Stock
 
 EXACT_SEARCH_MAX_NODES = 12  # above this, combinations get expensive; fall back to greedy
 EXACT_SEARCH_MAX_SPLIT = 3  # largest number of locations tried exhaustively for a full plan
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    id: int
-    code: str
-    latitude: float | None = None
-    longitude: float | None = None
-    active: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class LineDemand:
-    """Units of one order line still to reserve. ``components`` maps each stocked SKU id to the
-    quantity of it one unit of the line needs (``{sku: 1}`` for a plain SKU, several for a bundle)."""
-
-    line_id: int
-    quantity: int
-    components: Mapping[int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    latitude: float | None = None
-    longitude: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    line_id: int
-    node_id: int
-    quantity: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +38,6 @@ class RoutingPlan:
 
     def reserved_units(self) -> int:
         return sum(a.quantity for a in self.assignments)
-
-
-Stock = Mapping[tuple[int, int], int]  # (node id, SKU id) -> units available to promise
 
 
 def route_order(
