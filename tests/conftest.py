@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from ordermesh.adapters.store import migrate
+from ordermesh.adapters.store.tables import Base
 from ordermesh.bootstrap import Application, bootstrap
 from ordermesh.config import Settings
 from ordermesh.services import tenants
@@ -81,15 +82,33 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield from fresh_pg_database(template)
 
 
+@pytest.fixture(scope="session")
+def pg_reused(pg_template: str) -> Iterator[str]:
+    """One migrated PostgreSQL database per test process, emptied before each test that uses it
+    (TRUNCATE is ~20x faster than creating and dropping a database per test)."""
+    yield from fresh_pg_database(pg_template)
+
+
+TABLES = ", ".join(f'"{table.name}"' for table in reversed(Base.metadata.sorted_tables))
+
+
+def empty_pg_database(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SET lock_timeout = '10s'")
+        connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database: each test runs once per backend."""
+    """A fresh, migrated, empty database: each test runs once per backend."""
     if request.param == "sqlite":
         path = tmp_path / "ordermesh.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
     else:
-        yield from fresh_pg_database(request.getfixturevalue("pg_template"))
+        url = request.getfixturevalue("pg_reused")
+        empty_pg_database(url)
+        yield url
 
 
 def make_app(url: str, **overrides: object) -> Application:

@@ -105,7 +105,9 @@ def _progress() -> Progress:
 
 def _check(response: httpx.Response) -> Any:
     if response.status_code >= 400:
-        raise RuntimeError(f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text}")
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text}"
+        )
     return response.json()
 
 
@@ -128,15 +130,19 @@ def _set_up(client: httpx.Client, rng: random.Random) -> list[str]:
     skus = [{"code": FLASH_SKU, "name": "Flash-sale vitamin C serum 30 ml", "weight_grams": 120}]
     for index in range(35):
         category = CATEGORIES[index % len(CATEGORIES)]
-        skus.append({"code": f"SKU-{index + 1:03d}", "name": f"{category} #{index + 1}", "weight_grams": rng.randint(50, 600)})
-    skus.append(
-        {"code": "BUNDLE-GLOW", "name": "Glow set: serum + toner", "components": {"SKU-001": 1, "SKU-003": 1}}
-    )
+        skus.append(
+            {"code": f"SKU-{index + 1:03d}", "name": f"{category} #{index + 1}", "weight_grams": rng.randint(50, 600)}
+        )
+    skus.append({"code": "BUNDLE-GLOW", "name": "Glow set: serum + toner", "components": {"SKU-001": 1, "SKU-003": 1}})
     _check(client.post("/v1/skus", json={"skus": skus}))
     for sku in skus[:-1]:
         for code, *_ in WAREHOUSES:
             units = 100 if sku["code"] == FLASH_SKU else rng.randint(20, 140)
-            _check(client.put(f"/v1/inventory/{code}/{sku['code']}", json={"on_hand": units, "reason": "opening stock count"}))
+            _check(
+                client.put(
+                    f"/v1/inventory/{code}/{sku['code']}", json={"on_hand": units, "reason": "opening stock count"}
+                )
+            )
     return [s["code"] for s in skus]
 
 

@@ -61,7 +61,7 @@ def test_worker_in_another_process_is_woken_by_notify(pg_url: str) -> None:
     within seconds proves the PostgreSQL NOTIFY from the other side woke it."""
     intake = make_app(pg_url)
     background = make_app(pg_url, worker_poll_seconds=60.0, allocation_linger_seconds=0.0)
-    from ordermesh.services import tenants  # noqa: PLC0415
+    from ordermesh.services import tenants
 
     created = tenants.create_tenant(intake.uow(), "notify")
     caller = Caller(created.tenant_id, "admin", "test")
@@ -79,7 +79,7 @@ def test_worker_in_another_process_is_woken_by_notify(pg_url: str) -> None:
 
 
 def test_worker_survives_a_failing_pass(app: Application, caller: Caller, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from ordermesh.services import allocation  # noqa: PLC0415
+    from ordermesh.services import allocation
 
     real = allocation.allocate_batch
     calls = {"n": 0}

@@ -78,6 +78,18 @@ def create_app(application: Application | None = None, *, run_workers: bool = Tr
         return JSONResponse(jsonable_encoder(body), status_code=200, headers={"Idempotent-Replayed": "true"})
 
     @app.middleware("http")
+    async def _refuse_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # No text ordermesh stores may contain NUL (PostgreSQL cannot hold it): refuse it at the door,
+        # in the path, the query or a JSON body, before anything is read or written.
+        raw = request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
+        body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
+        if b"%00" in raw or b"\x00" in raw or b"\x00" in body or b"\\u0000" in body:
+            return errors.problem(
+                422, "nul_character", "NUL character", "text may not contain the NUL character (U+0000)", request
+            )
+        return await call_next(request)
+
+    @app.middleware("http")
     async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
@@ -91,7 +103,8 @@ def create_app(application: Application | None = None, *, run_workers: bool = Tr
     def healthz() -> Any:
         """Liveness and database reachability."""
         try:
-            with application.engine.connect() as connection:
+            # A read: on SQLite it must not queue behind the writers (BEGIN DEFERRED).
+            with application.engine.execution_options(sqlite_begin="DEFERRED").connect() as connection:
                 connection.execute(text("SELECT 1"))
         except Exception as error:
             return JSONResponse({"status": "unavailable", "database": str(error)[:200]}, status_code=503)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ordermesh.domain.errors import (
@@ -72,6 +73,21 @@ def install(app: FastAPI) -> None:
             error.status_code, "http_error"
         )
         return problem(error.status_code, code, str(error.detail), str(error.detail), request)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, error: DataError) -> JSONResponse:
+        # A value the database cannot hold slipped past validation: the request is at fault, not us.
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, error.orig)
+        return problem(422, "unstorable_value", "Unstorable value", "a value in the request cannot be stored", request)
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, error: OperationalError) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error.orig)
+        response = problem(
+            503, "database_unavailable", "Database unavailable", "the database is busy or unreachable; retry", request
+        )
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -204,6 +204,7 @@ class LevelPublic(BaseModel):
 
 class EventPublic(BaseModel):
     id: int
+    cursor: str
     type: str
     aggregate: dict[str, str]
     payload: dict[str, Any]
@@ -214,4 +215,4 @@ class EventPublic(BaseModel):
 
 class EventPage(BaseModel):
     items: list[EventPublic]
-    next_cursor: int
+    next_cursor: str

@@ -2,8 +2,10 @@
 
 A level is never edited directly: every change is a ``Movement`` and the level is the sum of its
 movements (invariant 2). ``available = on_hand - reserved - safety_stock`` is derived, never stored.
-It can be negative only after a physical count (an override of on-hand) finds fewer units than are
-already reserved; reserving never makes it negative (invariant 1).
+Reserving never makes it negative (invariant 1). It can go negative only when the physical world
+says so: a count (an override of on-hand) or a removal (damage, loss) leaves fewer units than are
+already reserved, or safety stock is raised above what is free. The reservations stay; the orders
+that hold them are the ones to re-route.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ordermesh.domain.errors import InsufficientStock, InvalidInput
+
+# The most units one level may hold (and the largest safety stock): far beyond any real shelf, and
+# well inside the 32-bit columns that store levels.
+MAX_UNITS = 1_000_000_000
 
 
 class MovementReason(StrEnum):
@@ -85,6 +91,7 @@ class StockLevel:
     def count(self, on_hand: int) -> Movement:
         if on_hand < 0:
             raise InvalidInput("on_hand cannot be negative", field="on_hand", value=on_hand)
+        _require_within_limit(on_hand, "on_hand")
         return Movement(MovementReason.COUNT, on_hand_delta=on_hand - self.on_hand)
 
     def adjust(self, delta: int, reason: MovementReason = MovementReason.ADJUSTMENT) -> Movement:
@@ -96,14 +103,23 @@ class StockLevel:
                 requested=-delta,
                 on_hand=self.on_hand,
             )
+        _require_within_limit(self.on_hand + delta, "delta")
         return Movement(reason, on_hand_delta=delta)
 
     def set_safety_stock(self, safety_stock: int) -> Movement:
         if safety_stock < 0:
             raise InvalidInput("safety_stock cannot be negative", field="safety_stock", value=safety_stock)
+        _require_within_limit(safety_stock, "safety_stock")
         return Movement(MovementReason.SAFETY_STOCK, safety_stock_delta=safety_stock - self.safety_stock)
 
 
 def _require_positive(quantity: int) -> None:
     if quantity <= 0:
         raise InvalidInput("quantity must be positive", field="quantity", value=quantity)
+
+
+def _require_within_limit(units: int, field: str) -> None:
+    if units > MAX_UNITS:
+        raise InvalidInput(
+            f"a level cannot hold more than {MAX_UNITS:,} units", code="quantity_too_large", field=field, value=units
+        )

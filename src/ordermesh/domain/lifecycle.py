@@ -33,7 +33,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.ALLOCATED: frozenset({S.ON_HOLD, S.RELEASED, S.PARTIALLY_ALLOCATED, S.BACKORDERED, S.CANCELLED}),
     # released -> allocated: every shipment withdrawn before pickup; -> shipped: the unshipped rest cancelled
     S.RELEASED: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED, S.ALLOCATED, S.CANCELLED}),
-    S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED}),
+    # partially_shipped -> delivered: the shipped part already delivered, the unshipped rest cancelled
+    S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED, S.DELIVERED}),
     S.SHIPPED: frozenset({S.DELIVERED, S.COMPLETED}),
     S.DELIVERED: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset(),

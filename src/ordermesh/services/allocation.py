@@ -21,7 +21,6 @@ from ordermesh.adapters.store.tables import (
     Location,
     Order,
     OrderLine,
-    SkuComponent,
     StockArrival,
 )
 from ordermesh.adapters.store.types import utcnow
@@ -59,13 +58,22 @@ def requeue_backorders(uow: UnitOfWork, limit: int = 1000) -> int:
             by_tenant[tenant_id].add(sku_id)
         requeued = 0
         for tenant_id, sku_ids in by_tenant.items():
-            bundles = set(
-                session.scalars(
-                    select(SkuComponent.bundle_sku_id).where(
-                        SkuComponent.tenant_id == tenant_id, SkuComponent.component_sku_id.in_(sku_ids)
+            # SKUs of waiting lines that need an arriving SKU as captured: a line keeps the components
+            # its bundle had at capture, whatever the catalogue says now.
+            bundles = {
+                line_sku_id
+                for line_sku_id, components in session.execute(
+                    select(OrderLine.sku_id, OrderLine.components)
+                    .distinct()
+                    .join(Order, Order.id == OrderLine.order_id)
+                    .where(
+                        Order.tenant_id == tenant_id,
+                        Order.status.in_([OrderStatus.BACKORDERED.value, OrderStatus.PARTIALLY_ALLOCATED.value]),
+                        Order.needs_allocation.is_(False),
                     )
                 )
-            )
+                if any(int(component) in sku_ids for component in components)
+            }
             wanting = select(OrderLine.order_id).where(
                 OrderLine.tenant_id == tenant_id, OrderLine.sku_id.in_(sku_ids | bundles)
             )

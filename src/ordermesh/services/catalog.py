@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select
 
-from ordermesh.adapters.store.tables import Location, Sku, SkuComponent
+from ordermesh.adapters.store.tables import InventoryLevel, Location, OrderLine, Sku, SkuComponent
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.errors import InvalidInput, NotFound
 from ordermesh.services.unit_of_work import Caller, UnitOfWork
@@ -44,7 +44,7 @@ def validate_skus(items: Sequence[SkuInput], known_plain_codes: set[str] | None 
         if not SKU_CODE.match(item.code or ""):
             errors.append(RowError(index, "code", "code must be 1-64 letters, digits or . _ -"))
         elif item.code in seen:
-            errors.append(RowError(index, "code", f"duplicate code {item.code!r} (also row {seen[item.code]})"))
+            errors.append(RowError(index, "code", f"duplicate code {item.code!r} (it appears earlier in the input)"))
         else:
             seen[item.code] = index
         if not (item.name or "").strip():
@@ -75,6 +75,51 @@ def upsert_skus(
         known_plain = {code for code, row in existing.items() if row.id not in bundle_ids}
         # A SKU that is someone's component must stay plain; we check the batch against itself too.
         errors = validate_skus(items, known_plain - {i.code for i in items if i.components})
+        # ... and existing bundles (not rewritten here) keep their components plain.
+        ids = {row.id: code for code, row in existing.items()}
+        redefined = {item.code for item in items}
+        in_use = {
+            ids[component_id]
+            for bundle_id, component_id in session.execute(
+                select(SkuComponent.bundle_sku_id, SkuComponent.component_sku_id).where(
+                    SkuComponent.tenant_id == caller.tenant_id
+                )
+            )
+            if ids[bundle_id] not in redefined
+        }
+        errors += [
+            RowError(index, "components", f"{item.code!r} is a component of another bundle and must stay plain")
+            for index, item in enumerate(items, start=1)
+            if item.components and item.code in in_use
+        ]
+        # ... and a SKU that holds stock (or sits on orders) cannot turn into a bundle: its units and
+        # reservations would be orphaned, and captured orders keep what they were sold as.
+        converting = {item.code for item in items if item.components and item.code in known_plain}
+        if converting:
+            ids_by_code = {code: existing[code].id for code in converting}
+            stocked = set(
+                session.scalars(
+                    select(InventoryLevel.sku_id).where(
+                        InventoryLevel.tenant_id == caller.tenant_id,
+                        InventoryLevel.sku_id.in_(ids_by_code.values()),
+                        (InventoryLevel.on_hand != 0) | (InventoryLevel.reserved != 0),
+                    )
+                )
+            ) | set(
+                session.scalars(
+                    select(OrderLine.sku_id).where(
+                        OrderLine.tenant_id == caller.tenant_id, OrderLine.sku_id.in_(ids_by_code.values())
+                    )
+                )
+            )
+            errors += [
+                RowError(
+                    index, "components", f"{item.code!r} holds stock or appears on orders; it cannot become a bundle"
+                )
+                for index, item in enumerate(items, start=1)
+                if item.code in converting and ids_by_code[item.code] in stocked
+            ]
+        errors.sort(key=lambda error: error.row)
         if errors:
             first = errors[0]
             raise InvalidInput(

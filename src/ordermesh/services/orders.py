@@ -75,7 +75,7 @@ def capture_order(uow: UnitOfWork, caller: Caller, new: NewOrder) -> Captured:
                     raise InvalidInput(
                         f"unknown SKU {line.sku!r}",
                         code="unknown_sku",
-                        field=f"lines[{index}].sku",
+                        field=f"lines.{index}.sku",
                         sku=line.sku,
                     )
             components: dict[int, dict[str, int]] = {}
@@ -157,9 +157,9 @@ def _check_order(new: NewOrder) -> None:
         raise InvalidInput("an order needs at least one line", field="lines")
     for index, line in enumerate(new.lines):
         if line.quantity <= 0:
-            raise InvalidInput("quantity must be positive", field=f"lines[{index}].quantity")
+            raise InvalidInput("quantity must be positive", field=f"lines.{index}.quantity")
         if line.unit_price < 0:
-            raise InvalidInput("unit_price cannot be negative", field=f"lines[{index}].unit_price")
+            raise InvalidInput("unit_price cannot be negative", field=f"lines.{index}.unit_price")
     if sum((line.unit_price * line.quantity for line in new.lines), Decimal(0)) >= MAX_TOTAL:
         raise InvalidInput(f"the order total must be below {MAX_TOTAL}", field="lines")
 
@@ -202,9 +202,9 @@ def cancel(uow: UnitOfWork, caller: Caller, order_id: int, request: CancelReques
             for index, item in enumerate(request.lines):
                 line = state.line(item.line_number)
                 if line is None:
-                    raise InvalidInput(f"order has no line {item.line_number}", field=f"lines[{index}].line_number")
+                    raise InvalidInput(f"order has no line {item.line_number}", field=f"lines.{index}.line_number")
                 if item.quantity <= 0:
-                    raise InvalidInput("quantity must be positive", field=f"lines[{index}].quantity")
+                    raise InvalidInput("quantity must be positive", field=f"lines.{index}.quantity")
                 wanted[line.id] = wanted.get(line.id, 0) + item.quantity
         else:
             wanted = {line.id: state.open_units(line) - state.shipped(line) for line in state.lines}
@@ -217,7 +217,7 @@ def cancel(uow: UnitOfWork, caller: Caller, order_id: int, request: CancelReques
                 raise InvalidInput(
                     f"line {line.line_number}: only {cancellable} unit(s) can still be cancelled",
                     code="not_cancellable",
-                    field=f"lines[{index}].quantity",
+                    field=f"lines.{index}.quantity",
                     cancellable=cancellable,
                 )
 

@@ -14,12 +14,25 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ordermesh.bootstrap import Application
 from ordermesh.services import allocation, outbox
 
 log = logging.getLogger("ordermesh.workers")
+
+ORDERS_ALLOCATED = Counter(
+    "ordermesh_allocator_orders_total", "Orders the allocator processed, by resulting status", ["status"]
+)
+UNITS_RESERVED = Counter("ordermesh_allocator_units_reserved_total", "Units reserved by the allocator")
+BATCH_SECONDS = Histogram(
+    "ordermesh_allocator_batch_seconds",
+    "Time to allocate one batch, claim to commit",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+OUTBOX_MESSAGES = Counter("ordermesh_outbox_messages_total", "Outbox delivery outcomes", ["outcome"])
+WORKER_ERRORS = Counter("ordermesh_worker_errors_total", "Worker passes that failed")
 
 
 @dataclass
@@ -46,11 +59,16 @@ class Worker:
         settings = self.app.settings
         work = allocation.requeue_backorders(self.app.uow())
         while not self.stop_event.is_set():
+            started = time.perf_counter()
             outcome = allocation.allocate_batch(
                 self.app.uow(), limit=settings.allocation_batch_size, auto_release=settings.auto_release
             )
             if outcome.claimed == 0:
                 break
+            BATCH_SECONDS.observe(time.perf_counter() - started)
+            UNITS_RESERVED.inc(outcome.units_reserved)
+            for status, count in outcome.by_status.items():
+                ORDERS_ALLOCATED.labels(status).inc(count)
             work += outcome.claimed
             self.stats.batches += 1
             self.stats.orders_claimed += outcome.claimed
@@ -65,6 +83,13 @@ class Worker:
             )
             uow.commit()
         self.stats.messages_delivered += report.delivered
+        for outcome_name, count in (
+            ("delivered", report.delivered),
+            ("retried", report.retried),
+            ("dead", report.dead),
+        ):
+            if count:
+                OUTBOX_MESSAGES.labels(outcome_name).inc(count)
         return work + report.handled
 
     def run_forever(self) -> None:
@@ -92,6 +117,7 @@ class Worker:
                 self.stop_event.wait(linger)
 
     def _failed(self, error: Exception) -> None:
+        WORKER_ERRORS.inc()
         self.stats.errors += 1
         self.stats.last_error = f"{type(error).__name__}: {error}"[:500]
         log.warning("worker pass failed: %s", self.stats.last_error)

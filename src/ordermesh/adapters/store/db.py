@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ordermesh.config import normalize_database_url
 
+WRITER_QUEUE_SECONDS = 60  # as long as SQLite's own busy timeout: then the writer gives up loudly
+
 
 def make_engine(url: str | None, *, pool_size: int = 10, echo: bool = False) -> Engine:
     url = normalize_database_url(url)
@@ -74,7 +76,8 @@ def _locking_connection_class() -> type[sqlite3.Connection]:
         _holding = False
 
         def hold_write_lock(self) -> None:
-            write_lock.acquire()
+            if not write_lock.acquire(timeout=WRITER_QUEUE_SECONDS):
+                raise sqlite3.OperationalError(f"database is busy: no write slot within {WRITER_QUEUE_SECONDS} s")
             self._holding = True
 
         def release_write_lock(self) -> None:

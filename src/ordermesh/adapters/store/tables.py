@@ -273,7 +273,7 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_tenant_id", "tenant_id", "id"),
+        Index("ix_outbox_feed", "tenant_id", "transaction_id", "id"),
         Index(
             "ix_outbox_pending",
             "next_attempt_at",

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from ordermesh.api.deps import MAX_ID, Administrator, AppDep, IdempotencyDep, IdPath, Reader, write_uow
+from ordermesh.api.deps import Administrator, AppDep, IdempotencyDep, IdPath, Reader, write_uow
 from ordermesh.api.schemas import EventPage, EventPublic
 from ordermesh.services import events
 
@@ -15,10 +15,12 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 def feed(
     app: AppDep,
     caller: Reader,
-    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    after: Annotated[
+        str | None, Query(max_length=40, description="a cursor from a previous page; 0 or none: the beginning")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
-    """Every fact ordermesh recorded for this tenant, oldest first. Pass ``next_cursor`` back as
+    """Every fact ordermesh recorded for this tenant, in commit order. Pass ``next_cursor`` back as
     ``after``; no event is ever skipped, even when transactions commit out of id order."""
     return events.read_feed(app.read_uow(), caller, after=after, limit=limit)
 

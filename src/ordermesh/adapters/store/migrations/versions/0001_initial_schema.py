@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 02:07:47.085054
+Create Date: 2026-11-27 03:07:04.260691
 """
 
 from __future__ import annotations
@@ -94,9 +94,7 @@ def upgrade() -> None:
         sa.Column("aggregate_id", sa.String(length=100), nullable=False),
         sa.Column("event_type", sa.String(length=60), nullable=False),
         sa.Column(
-            "payload",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "payload", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("transaction_id", sa.BigInteger(), nullable=True),
         sa.Column("status", sa.String(length=12), nullable=False),
@@ -110,6 +108,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index("ix_outbox_aggregate", ["aggregate_type", "aggregate_id", "id"], unique=False)
+        batch_op.create_index("ix_outbox_feed", ["tenant_id", "transaction_id", "id"], unique=False)
         batch_op.create_index(
             "ix_outbox_pending",
             ["next_attempt_at", "id"],
@@ -117,7 +116,6 @@ def upgrade() -> None:
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
         )
-        batch_op.create_index("ix_outbox_tenant_id", ["tenant_id", "id"], unique=False)
 
     op.create_table(
         "skus",
@@ -152,10 +150,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_inventory_levels_tenant_id_tenants")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inventory_levels")),
         sa.UniqueConstraint(
-            "tenant_id",
-            "location_id",
-            "sku_id",
-            name=op.f("uq_inventory_levels_tenant_id_location_id_sku_id"),
+            "tenant_id", "location_id", "sku_id", name=op.f("uq_inventory_levels_tenant_id_location_id_sku_id")
         ),
     )
     with op.batch_alter_table("inventory_levels", schema=None) as batch_op:
@@ -260,9 +255,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column(
-            "data",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "data", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("created_at", ordermesh.adapters.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_order_events_order_id_orders")),
@@ -283,9 +276,7 @@ def upgrade() -> None:
         sa.Column("unit_price", ordermesh.adapters.store.types.Money(precision=20, scale=4), nullable=False),
         sa.Column("cancelled_quantity", sa.Integer(), nullable=False),
         sa.Column(
-            "components",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "components", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.CheckConstraint(
             "cancelled_quantity >= 0 AND cancelled_quantity <= quantity",
@@ -388,12 +379,12 @@ def downgrade() -> None:
     op.drop_table("inventory_levels")
     op.drop_table("skus")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_index("ix_outbox_tenant_id")
         batch_op.drop_index(
             "ix_outbox_pending",
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
         )
+        batch_op.drop_index("ix_outbox_feed")
         batch_op.drop_index("ix_outbox_aggregate")
 
     op.drop_table("outbox")
