@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from sqlalchemy import func, select
+
+from ordermesh.adapters.store.tables import OutboxMessage
 from tests.e2e.conftest import Api, assert_problem, order_body, row_counts, sqlite_only
 
 
@@ -28,6 +32,22 @@ def _read_whole_feed(api: Api, page_size: int) -> tuple[list[dict[str, Any]], st
         assert page["next_cursor"] == page["items"][-1]["cursor"]
         events += page["items"]
         cursor = page["next_cursor"]
+
+
+def _outbox_rows(api: Api) -> int:
+    with api.app.read_uow() as uow:
+        return int(uow.session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
+
+
+def _settled_feed(api: Api, *, after: str, count: int, seconds: float = 10.0) -> list[dict[str, Any]]:
+    """The feed shows a row once every transaction older than its writer has ended, anywhere on the
+    PostgreSQL server (another test process's transaction included): wait, boundedly, for ``count``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        items = api.get("/v1/events", params={"after": after, "limit": 1000}).json()["items"]
+        if len(items) >= count or time.monotonic() > deadline:
+            return list(items)
+        time.sleep(0.05)
 
 
 def test_order_flows_from_capture_to_completion(stocked: Api) -> None:
@@ -130,7 +150,7 @@ def test_order_flows_from_capture_to_completion(stocked: Api) -> None:
     assert types.count("shipment_delivered") == 2
     assert [e["id"] for e in order["events"]] == sorted(e["id"] for e in order["events"])
 
-    everything = api.get("/v1/events", params={"limit": 1000}).json()["items"]
+    everything = _settled_feed(api, after="0", count=_outbox_rows(api))
     paged, last_cursor = _read_whole_feed(api, page_size=7)
     assert paged == everything
     assert last_cursor == everything[-1]["cursor"]
@@ -148,9 +168,9 @@ def test_order_flows_from_capture_to_completion(stocked: Api) -> None:
     # Nothing new after the last cursor; a new fact appears after it.
     assert api.get("/v1/events", params={"after": last_cursor}).json() == {"items": [], "next_cursor": last_cursor}
     api.set_stock("HN", "CAP", 5)
-    fresh = api.get("/v1/events", params={"after": last_cursor}).json()
-    assert [e["type"] for e in fresh["items"]] == ["inventory.level_changed"]
-    assert fresh["items"][0]["payload"]["on_hand"] == 5
+    fresh = _settled_feed(api, after=last_cursor, count=1)
+    assert [e["type"] for e in fresh] == ["inventory.level_changed"]
+    assert fresh[0]["payload"]["on_hand"] == 5
 
 
 def test_order_history_records_who_did_what(stocked: Api) -> None:

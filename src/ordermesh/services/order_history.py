@@ -22,21 +22,20 @@ def record(
     data: dict[str, Any] | None = None,
     from_status: str | None = None,
     to_status: str | None = None,
-) -> None:
+) -> OrderEvent:
     now = utcnow()
-    session.add(
-        OrderEvent(
-            tenant_id=order.tenant_id,
-            order_id=order.id,
-            type=event_type,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            reason=reason,
-            data=data or {},
-            created_at=now,
-        )
+    event = OrderEvent(
+        tenant_id=order.tenant_id,
+        order_id=order.id,
+        type=event_type,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        reason=reason,
+        data=data or {},
+        created_at=now,
     )
+    session.add(event)
     outbox.append(
         session,
         tenant_id=order.tenant_id,
@@ -54,6 +53,7 @@ def record(
         },
     )
     order.updated_at = now
+    return event
 
 
 def transition(

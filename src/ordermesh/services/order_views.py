@@ -121,73 +121,97 @@ def render_orders(uow: UnitOfWork, orders: list[Order], *, with_history: bool) -
         for event in session.scalars(select(OrderEvent).where(OrderEvent.order_id.in_(ids)).order_by(OrderEvent.id)):
             history[event.order_id].append(event)
 
-    rendered = []
-    for order in orders:
-        line_views = []
-        for line in lines[order.id]:
-            mine = allocations[line.id]
-            line_views.append(
-                {
-                    "line_number": line.line_number,
-                    "sku": skus[line.sku_id],
-                    "quantity": line.quantity,
-                    "unit_price": str(line.unit_price),
-                    "cancelled_quantity": line.cancelled_quantity,
-                    "allocated_quantity": sum(a.quantity for a in mine),
-                    "shipped_quantity": sum(a.shipped_quantity for a in mine),
-                    "allocations": [
-                        {
-                            "location": locations[a.location_id],
-                            "quantity": a.quantity,
-                            "shipped_quantity": a.shipped_quantity,
-                            "shipment_id": a.shipment_id,
-                        }
-                        for a in mine
-                        if a.quantity or a.shipped_quantity
-                    ],
-                }
-            )
-        view: dict[str, Any] = {
-            "id": order.id,
-            "channel": channels[order.channel_id],
-            "external_id": order.external_id,
-            "status": order.status,
-            "hold_reason": order.hold_reason,
-            "currency": order.currency,
-            "total_amount": str(order.total_amount),
-            "placed_at": order.placed_at,
-            "ship_by": order.ship_by,
-            "shipping_address": order.shipping_address,
-            "lines": line_views,
-            "shipments": [
-                {
-                    "id": s.id,
-                    "location": locations[s.location_id],
-                    "status": s.status,
-                    "carrier": s.carrier,
-                    "tracking_number": s.tracking_number,
-                }
-                for s in shipments[order.id]
-            ],
-            "created_at": order.created_at,
-            "updated_at": order.updated_at,
-        }
-        if with_history:
-            view["events"] = [
-                {
-                    "id": e.id,
-                    "type": e.type,
-                    "from_status": e.from_status,
-                    "to_status": e.to_status,
-                    "actor": e.actor,
-                    "reason": e.reason,
-                    "data": e.data,
-                    "at": e.created_at,
-                }
-                for e in history[order.id]
-            ]
-        rendered.append(view)
-    return rendered
+    return [
+        build_order_view(
+            order,
+            channel_code=channels[order.channel_id],
+            lines=lines[order.id],
+            sku_codes=skus,
+            allocations=allocations,
+            location_codes=locations,
+            shipments=shipments[order.id],
+            events=history[order.id] if with_history else None,
+        )
+        for order in orders
+    ]
+
+
+def build_order_view(
+    order: Order,
+    *,
+    channel_code: str,
+    lines: list[OrderLine],
+    sku_codes: dict[int, str],
+    allocations: dict[int, list[Allocation]],
+    location_codes: dict[int, str],
+    shipments: list[Shipment],
+    events: list[OrderEvent] | None,
+) -> dict[str, Any]:
+    """The public shape of an order, from rows already in hand (no queries)."""
+    line_views = []
+    for line in lines:
+        mine = allocations.get(line.id, [])
+        line_views.append(
+            {
+                "line_number": line.line_number,
+                "sku": sku_codes[line.sku_id],
+                "quantity": line.quantity,
+                "unit_price": str(line.unit_price),
+                "cancelled_quantity": line.cancelled_quantity,
+                "allocated_quantity": sum(a.quantity for a in mine),
+                "shipped_quantity": sum(a.shipped_quantity for a in mine),
+                "allocations": [
+                    {
+                        "location": location_codes[a.location_id],
+                        "quantity": a.quantity,
+                        "shipped_quantity": a.shipped_quantity,
+                        "shipment_id": a.shipment_id,
+                    }
+                    for a in mine
+                    if a.quantity or a.shipped_quantity
+                ],
+            }
+        )
+    view: dict[str, Any] = {
+        "id": order.id,
+        "channel": channel_code,
+        "external_id": order.external_id,
+        "status": order.status,
+        "hold_reason": order.hold_reason,
+        "currency": order.currency,
+        "total_amount": str(order.total_amount),
+        "placed_at": order.placed_at,
+        "ship_by": order.ship_by,
+        "shipping_address": order.shipping_address,
+        "lines": line_views,
+        "shipments": [
+            {
+                "id": s.id,
+                "location": location_codes[s.location_id],
+                "status": s.status,
+                "carrier": s.carrier,
+                "tracking_number": s.tracking_number,
+            }
+            for s in shipments
+        ],
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+    if events is not None:
+        view["events"] = [
+            {
+                "id": e.id,
+                "type": e.type,
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "actor": e.actor,
+                "reason": e.reason,
+                "data": e.data,
+                "at": e.created_at,
+            }
+            for e in events
+        ]
+    return view
 
 
 def get_shipment(uow: UnitOfWork, caller: Caller, shipment_id: int) -> dict[str, Any]:

@@ -19,10 +19,12 @@ from ordermesh.domain.errors import IllegalTransition, InvalidInput, NotFound
 from ordermesh.domain.lifecycle import CANCELLABLE, OrderStatus, ShipmentStatus
 from ordermesh.services import order_history
 from ordermesh.services.order_state import OrderState
+from ordermesh.services.order_views import build_order_view
 from ordermesh.services.stock_ledger import StockLedger, level_of
 from ordermesh.services.unit_of_work import Caller, UnitOfWork
 
 MAX_TOTAL = Decimal(10) ** 16  # total_amount is NUMERIC(20, 4)
+MONEY_SCALE = Decimal("0.0001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,97 +49,138 @@ class NewOrder:
 class Captured:
     order_id: int
     created: bool
+    view: dict[str, Any] | None = None  # the new order's public view, built without another query
 
 
-def capture_order(uow: UnitOfWork, caller: Caller, new: NewOrder) -> Captured:
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """What capture needs to know before it writes: looked up outside the write transaction."""
+
+    channel_id: int
+    channel_code: str
+    existing_id: int | None
+    sku_ids: dict[str, int]
+    components: dict[int, dict[str, int]]  # bundle SKU id -> {component SKU id: units per bundle}
+
+
+def capture_order(uow: UnitOfWork, caller: Caller, new: NewOrder, *, lookup: UnitOfWork | None = None) -> Captured:
     """Store a canonical order exactly once per (channel, external id). A repeat returns the order
-    already stored and changes nothing (invariant 3)."""
+    already stored and changes nothing (invariant 3).
+
+    ``lookup``: a read-only unit of work for the reads that come first (channel, SKUs, an existing
+    order), so the write transaction holds only the inserts; without it they run in ``uow``."""
     _check_order(new)
+    if lookup is not None:
+        with lookup:
+            resolved = _resolve(lookup, caller, new)
+        if resolved.existing_id is not None and not uow.has_idempotency_key:
+            return Captured(resolved.existing_id, created=False)
     try:
-        with uow:
-            session = uow.session
-            channel = session.scalar(
-                select(Channel).where(Channel.tenant_id == caller.tenant_id, Channel.code == new.channel)
-            )
-            if channel is None:
-                raise InvalidInput(f"unknown channel {new.channel!r}", code="unknown_channel", field="channel")
-            existing = _find(uow, caller.tenant_id, channel.id, new.external_id)
-            if existing is not None:
-                uow.record_result("order", existing)
-                return Captured(existing, created=False)
-            codes = sorted({line.sku for line in new.lines})
-            skus = {
-                sku.code: sku
-                for sku in session.scalars(select(Sku).where(Sku.tenant_id == caller.tenant_id, Sku.code.in_(codes)))
-            }
-            for index, line in enumerate(new.lines):
-                if line.sku not in skus:
-                    raise InvalidInput(
-                        f"unknown SKU {line.sku!r}",
-                        code="unknown_sku",
-                        field=f"lines.{index}.sku",
-                        sku=line.sku,
-                    )
-            components: dict[int, dict[str, int]] = {}
-            for bundle_id, component_id, quantity in session.execute(
-                select(SkuComponent.bundle_sku_id, SkuComponent.component_sku_id, SkuComponent.quantity).where(
-                    SkuComponent.bundle_sku_id.in_([sku.id for sku in skus.values()])
-                )
-            ):
-                components.setdefault(bundle_id, {})[str(component_id)] = quantity
-            now = utcnow()
-            order = Order(
-                tenant_id=caller.tenant_id,
-                channel_id=channel.id,
-                external_id=new.external_id,
-                status=OrderStatus.PENDING.value,
-                currency=new.currency.upper(),
-                total_amount=sum((line.unit_price * line.quantity for line in new.lines), Decimal(0)),
-                shipping_address=new.shipping_address,
-                placed_at=new.placed_at or now,
-                ship_by=new.ship_by,
-                needs_allocation=True,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(order)
-            session.flush()
-            for number, line in enumerate(new.lines, start=1):
-                sku = skus[line.sku]
-                session.add(
-                    OrderLine(
-                        tenant_id=caller.tenant_id,
-                        order_id=order.id,
-                        line_number=number,
-                        sku_id=sku.id,
-                        quantity=line.quantity,
-                        unit_price=line.unit_price,
-                        cancelled_quantity=0,
-                        components=components.get(sku.id, {str(sku.id): 1}),
-                    )
-                )
-            order_history.record(
-                session,
-                order,
-                "created",
-                caller.actor,
-                to_status=OrderStatus.PENDING.value,
-                data={"channel": channel.code, "lines": len(new.lines)},
-            )
-            uow.record_result("order", order.id)
-            uow.wake_allocator = True
-            uow.commit()
-            return Captured(order.id, created=True)
+        with uow:  # an Idempotency-Key already used answers here, before anything else
+            if lookup is None:
+                resolved = _resolve(uow, caller, new)
+            if resolved.existing_id is not None:
+                uow.record_result("order", resolved.existing_id)
+                uow.commit()
+                return Captured(resolved.existing_id, created=False)
+            return _insert(uow, caller, new, resolved)
     except IntegrityError:
         # The same (channel, external id) committed concurrently: answer with that order.
         with uow:
-            channel_id = uow.session.scalar(
-                select(Channel.id).where(Channel.tenant_id == caller.tenant_id, Channel.code == new.channel)
-            )
-            existing = _find(uow, caller.tenant_id, channel_id, new.external_id) if channel_id else None
+            existing = _find(uow, caller.tenant_id, resolved.channel_id, new.external_id)
             if existing is None:
                 raise
             return Captured(existing, created=False)
+
+
+def _resolve(uow: UnitOfWork, caller: Caller, new: NewOrder) -> _Resolved:
+    session = uow.session
+    channel = session.execute(
+        select(Channel.id, Channel.code).where(Channel.tenant_id == caller.tenant_id, Channel.code == new.channel)
+    ).first()
+    if channel is None:
+        raise InvalidInput(f"unknown channel {new.channel!r}", code="unknown_channel", field="channel")
+    existing = _find(uow, caller.tenant_id, channel.id, new.external_id)
+    codes = sorted({line.sku for line in new.lines})
+    sku_ids = dict(
+        session.execute(select(Sku.code, Sku.id).where(Sku.tenant_id == caller.tenant_id, Sku.code.in_(codes))).all()
+    )
+    if existing is None:
+        for index, line in enumerate(new.lines):
+            if line.sku not in sku_ids:
+                raise InvalidInput(
+                    f"unknown SKU {line.sku!r}", code="unknown_sku", field=f"lines.{index}.sku", sku=line.sku
+                )
+    components: dict[int, dict[str, int]] = {}
+    for bundle_id, component_id, quantity in session.execute(
+        select(SkuComponent.bundle_sku_id, SkuComponent.component_sku_id, SkuComponent.quantity).where(
+            SkuComponent.bundle_sku_id.in_(list(sku_ids.values()))
+        )
+    ):
+        components.setdefault(bundle_id, {})[str(component_id)] = quantity
+    return _Resolved(channel.id, channel.code, existing, sku_ids, components)
+
+
+def _insert(uow: UnitOfWork, caller: Caller, new: NewOrder, resolved: _Resolved) -> Captured:
+    session = uow.session
+    now = utcnow()
+    order = Order(
+        tenant_id=caller.tenant_id,
+        channel_id=resolved.channel_id,
+        external_id=new.external_id,
+        status=OrderStatus.PENDING.value,
+        currency=new.currency.upper(),
+        total_amount=_money(sum((line.unit_price * line.quantity for line in new.lines), Decimal(0))),
+        shipping_address=new.shipping_address,
+        placed_at=new.placed_at or now,
+        ship_by=new.ship_by,
+        needs_allocation=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(order)
+    session.flush()
+    lines = [
+        OrderLine(
+            tenant_id=caller.tenant_id,
+            order_id=order.id,
+            line_number=number,
+            sku_id=resolved.sku_ids[line.sku],
+            quantity=line.quantity,
+            unit_price=_money(line.unit_price),
+            cancelled_quantity=0,
+            components=resolved.components.get(resolved.sku_ids[line.sku], {str(resolved.sku_ids[line.sku]): 1}),
+        )
+        for number, line in enumerate(new.lines, start=1)
+    ]
+    session.add_all(lines)
+    created = order_history.record(
+        session,
+        order,
+        "created",
+        caller.actor,
+        to_status=OrderStatus.PENDING.value,
+        data={"channel": resolved.channel_code, "lines": len(new.lines)},
+    )
+    uow.record_result("order", order.id)
+    uow.wake_allocator = True
+    uow.commit()
+    view = build_order_view(
+        order,
+        channel_code=resolved.channel_code,
+        lines=lines,
+        sku_codes={sku_id: code for code, sku_id in resolved.sku_ids.items()},
+        allocations={},
+        location_codes={},
+        shipments=[],
+        events=[created],
+    )
+    return Captured(order.id, created=True, view=view)
+
+
+def _money(amount: Decimal) -> Decimal:
+    """Money as the database keeps it: NUMERIC(20, 4)."""
+    return amount.quantize(MONEY_SCALE)
 
 
 def _find(uow: UnitOfWork, tenant_id: int, channel_id: int, external_id: str) -> int | None:

@@ -78,6 +78,10 @@ class UnitOfWork:
         self.session.close()
 
     @property
+    def has_idempotency_key(self) -> bool:
+        return self._idempotency is not None
+
+    @property
     def dialect(self) -> str:
         return self.session.get_bind().dialect.name
 

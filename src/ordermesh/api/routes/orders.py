@@ -39,10 +39,11 @@ def create_order(body: OrderCreate, app: AppDep, caller: OrderWriter, key: Idemp
         placed_at=body.placed_at,
         ship_by=body.ship_by,
     )
-    captured = orders.capture_order(write_uow(app, caller, key), caller, new)
-    if not captured.created:
-        response.status_code = status.HTTP_200_OK
+    captured = orders.capture_order(write_uow(app, caller, key), caller, new, lookup=app.read_uow())
     response.headers["Location"] = f"/v1/orders/{captured.order_id}"
+    if captured.view is not None:
+        return captured.view
+    response.status_code = status.HTTP_200_OK
     return order_views.get_order(app.read_uow(), caller, captured.order_id)
 
 
