@@ -166,11 +166,12 @@ def test_allocates_from_the_nearest_location_that_can_ship_everything(app: Appli
     assert reserved_at(app, shop, from_hanoi) == {"HN": 2}
     assert reserved_at(app, shop, from_saigon) == {"SG": 2}
     [allocated] = [e for e in view(app, shop, from_hanoi)["events"] if e["type"] == "allocated"]
-    assert (allocated["actor"], allocated["data"]["rule"], allocated["reason"]) == (
+    assert (allocated["actor"], allocated["data"]["outcome"], allocated["data"]["trace"]) == (
         "worker:allocator",
         "single_node",
-        "HN ships everything and is the nearest that can",
+        f"/v1/orders/{from_hanoi}/routing",
     )
+    assert allocated["reason"].startswith("HN"), allocated["reason"]
 
 
 def test_one_farther_location_beats_splitting_across_nearer_ones(app: Application, shop: Caller) -> None:
@@ -199,7 +200,7 @@ def test_splits_across_the_fewest_and_nearest_locations_when_none_has_everything
     assert status(app, shop, order_id) == "allocated"
     assert reserved_at(app, shop, order_id) == {"HN": 2, "SG": 3}
     [allocated] = [e for e in view(app, shop, order_id)["events"] if e["type"] == "allocated"]
-    assert allocated["data"]["rule"] == "fewest_nodes"
+    assert allocated["data"]["outcome"] == "split"
 
 
 def test_a_bundle_line_reserves_all_its_components_at_one_location(app: Application, shop: Caller) -> None:

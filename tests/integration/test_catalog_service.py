@@ -175,7 +175,20 @@ def test_skus_list_in_code_order_and_page_with_after(app: Application, caller: C
 
 
 def test_upsert_location_creates_then_updates(app: Application, caller: Caller) -> None:
-    data = LocationInput("Ha Noi DC", "warehouse", 21.03, 105.85, 500, "16:30", "Asia/Ho_Chi_Minh")
+    data = LocationInput(
+        "Ha Noi DC",
+        "warehouse",
+        21.03,
+        105.85,
+        500,
+        "16:30",
+        "Asia/Ho_Chi_Minh",
+        country="vn",
+        province="Ha Noi",
+        channels=["shopee", "direct"],
+        working_weekdays=[5, 0, 1, 2, 3, 4],
+        closed_dates=["2027-02-16"],
+    )
 
     view, created = catalog.upsert_location(app.uow(), caller, "HN-1", data)
     again, created_again = catalog.upsert_location(
@@ -193,6 +206,11 @@ def test_upsert_location_creates_then_updates(app: Application, caller: Caller) 
         "cutoff_time": "16:30",
         "time_zone": "Asia/Ho_Chi_Minh",
         "active": True,
+        "country": "VN",
+        "province": "Ha Noi",
+        "channels": ["direct", "shopee"],
+        "working_weekdays": [0, 1, 2, 3, 4, 5],
+        "closed_dates": ["2027-02-16"],
     }
     assert created_again is False
     assert (again["kind"], again["latitude"], again["active"]) == ("3pl", None, False)

@@ -210,13 +210,14 @@ def test_prefers_the_node_that_hands_over_sooner() -> None:
 
 def test_without_the_late_fallback_an_order_no_node_can_make_waits() -> None:
     ship_by = NOW - timedelta(hours=1)
-    decision = _route([_line(10, 1, SKU_1)], [_node(1, "A")], {(1, SKU_1): 5}, ship_by=ship_by)
+    profile = RoutingProfile(sla_fallback=SlaFallback.HOLD)
+    decision = _route([_line(10, 1, SKU_1)], [_node(1, "A")], {(1, SKU_1): 5}, profile, ship_by=ship_by)
     assert decision.plan.outcome is PlanOutcome.NONE
     assert decision.explanation == "no candidate node (sla_breach: 1)"
 
 
 def test_late_fallback_still_ships_when_no_node_can_make_ship_by() -> None:
-    profile = RoutingProfile(sla_fallback=SlaFallback.ROUTE_LATE)
+    profile = RoutingProfile()  # routing late is the default: a late parcel beats one that never leaves
     ship_by = NOW - timedelta(hours=1)
     decision = _route([_line(10, 1, SKU_1)], [_node(1, "A")], {(1, SKU_1): 5}, profile, ship_by=ship_by)
     assert decision.plan.outcome is PlanOutcome.SINGLE_NODE

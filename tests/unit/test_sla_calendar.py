@@ -20,7 +20,9 @@ from ordermesh.domain.routing import (
     LineDemand,
     Node,
     NodeCalendar,
+    RoutingProfile,
     RoutingRequest,
+    SlaFallback,
     add_working_days,
     decide,
     local_day_start,
@@ -163,7 +165,8 @@ def test_handover_exactly_at_ship_by_is_on_time() -> None:
 
 
 def test_handover_one_second_after_ship_by_breaches_the_sla() -> None:
-    decision = decide(_sla_request(_utc(26, 10) - timedelta(seconds=1)), now=_utc(26, 3))
+    holding = RoutingProfile(sla_fallback=SlaFallback.HOLD)
+    decision = decide(_sla_request(_utc(26, 10) - timedelta(seconds=1)), holding, now=_utc(26, 3))
     assert decision.plan.shipments == ()
     [excluded] = decision.trace.excluded
     assert excluded.reason is ExclusionReason.SLA_BREACH

@@ -15,12 +15,12 @@ from sqlalchemy import text
 from ordermesh import __version__
 from ordermesh.api import errors
 from ordermesh.api.deps import get_caller
-from ordermesh.api.routes import catalog, events, inventory, orders
+from ordermesh.api.routes import catalog, events, inventory, orders, routing
 from ordermesh.bootstrap import Application, bootstrap
 from ordermesh.services import catalog as catalog_service
 from ordermesh.services import events as events_service
 from ordermesh.services import inventory as inventory_service
-from ordermesh.services import order_views
+from ordermesh.services import order_views, routing_profiles
 from ordermesh.services.unit_of_work import Caller, IdempotentReplay
 from ordermesh.workers.runner import Worker
 
@@ -37,6 +37,9 @@ REPLAYS: dict[str, Callable[[Application, Caller, str], Any]] = {
     "order": lambda app, caller, id_: order_views.get_order(app.read_uow(), caller, int(id_)),
     "shipment": lambda app, caller, id_: order_views.get_shipment(app.read_uow(), caller, int(id_)),
     "location": lambda app, caller, id_: catalog_service.get_location(app.read_uow(), caller, id_),
+    "routing_profile": lambda app, caller, id_: routing_profiles.get_profile(
+        app.read_uow(), caller, id_.split("/")[0], int(id_.split("/")[1])
+    ),
     "inventory_level": lambda app, caller, id_: inventory_service.get_level(app.read_uow(), caller, *id_.split("/", 1)),
     "event": lambda app, caller, id_: next(
         (e for e in events_service.read_feed(app.read_uow(), caller, after=int(id_) - 1, limit=1)["items"]),
@@ -114,6 +117,6 @@ def create_app(application: Application | None = None, *, run_workers: bool = Tr
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (orders, inventory, catalog, events):
+    for module in (orders, inventory, catalog, events, routing):
         app.include_router(module.router)
     return app

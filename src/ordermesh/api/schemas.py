@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -166,6 +166,13 @@ class LocationPut(Strict):
     cutoff_time: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM local")
     time_zone: str = Field(default="UTC", max_length=64)
     active: bool = True
+    country: str | None = Field(default=None, min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    province: str | None = Field(default=None, max_length=120)
+    channels: list[Code] | None = Field(default=None, max_length=100, description="null: ships for every channel")
+    working_weekdays: list[Annotated[int, Field(ge=0, le=6)]] | None = Field(
+        default=None, max_length=7, description="0 = Monday; null: Monday to Saturday"
+    )
+    closed_dates: list[date] | None = Field(default=None, max_length=400, description="besides public holidays")
 
 
 class LocationPublic(BaseModel):
@@ -178,6 +185,11 @@ class LocationPublic(BaseModel):
     cutoff_time: str | None
     time_zone: str
     active: bool
+    country: str | None = None
+    province: str | None = None
+    channels: list[str] | None = None
+    working_weekdays: list[int] | None = None
+    closed_dates: list[str] | None = None
 
 
 class StockSet(Strict):
@@ -216,3 +228,21 @@ class EventPublic(BaseModel):
 class EventPage(BaseModel):
     items: list[EventPublic]
     next_cursor: str
+
+
+class RoutingProfilePut(Strict):
+    definition: dict[str, Any] = Field(
+        default_factory=dict, description="weights, split, node_priorities, excluded_nodes, ... (missing: defaults)"
+    )
+    channels: list[Code] = Field(default_factory=list, description="orders of these channels use this profile")
+    note: str | None = Field(default=None, max_length=500)
+
+
+class RoutingProfilePublic(BaseModel):
+    name: str
+    version: int
+    channels: list[str]
+    definition: dict[str, Any]
+    note: str | None
+    actor: str
+    created_at: datetime

@@ -18,16 +18,20 @@ from sqlalchemy.orm import Session
 from ordermesh.adapters.store.locks import LevelKey, claim_orders_for_allocation
 from ordermesh.adapters.store.tables import (
     Allocation,
+    Channel,
     Location,
     Order,
     OrderLine,
+    RoutingDecisionRecord,
     StockArrival,
 )
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.lifecycle import AWAITING_STOCK, OrderStatus, status_after_allocation
-from ordermesh.domain.routing import Destination, LineDemand, Node, route_order
+from ordermesh.domain.routing import Destination, LineDemand, RoutingRequest, decide
 from ordermesh.services import order_history
 from ordermesh.services.fulfilment import release_allocated
+from ordermesh.services.routing_inputs import assigned_today, daily_sales, node_of
+from ordermesh.services.routing_profiles import ProfileChooser
 from ordermesh.services.stock_ledger import StockLedger, level_of
 from ordermesh.services.unit_of_work import UnitOfWork
 
@@ -135,15 +139,18 @@ def _allocate_for_tenant(
     outcome: BatchOutcome,
     auto_release: bool,
 ) -> None:
-    locations = session.scalars(
-        select(Location).where(Location.tenant_id == tenant_id, Location.active.is_(True)).order_by(Location.id)
-    ).all()
-    nodes = [Node(loc.id, loc.code, loc.latitude, loc.longitude, loc.active) for loc in locations]
+    now = utcnow()
+    locations = session.scalars(select(Location).where(Location.tenant_id == tenant_id).order_by(Location.id)).all()
+    nodes = tuple(node_of(location, now) for location in locations)
+    channels = dict(session.execute(select(Channel.id, Channel.code).where(Channel.tenant_id == tenant_id)).all())
+    profiles = ProfileChooser.load(session, tenant_id)
     wanted_skus = {int(sku_id) for order in orders for line in lines_by_order[order.id] for sku_id in line.components}
     ledger = StockLedger(session, tenant_id, ACTOR)
-    levels = ledger.lock((node.id, sku_id) for node in nodes for sku_id in wanted_skus)
+    levels = ledger.lock((node.id, sku_id) for node in nodes if node.active for sku_id in wanted_skus)
+    # Running copies: each decision lowers stock and raises the day's count, so the next order sees both.
     stock: dict[LevelKey, int] = {key: level_of(row).available for key, row in levels.items()}
-    now = utcnow()
+    assigned = assigned_today(session, [loc for loc in locations if loc.active], now)
+    sales = daily_sales(session, tenant_id, wanted_skus, now)
     new_allocations: list[Allocation] = []
     for order in orders:
         lines = lines_by_order[order.id]
@@ -155,11 +162,50 @@ def _allocate_for_tenant(
             )
             for line in lines
         ]
+        if not any(line.quantity > 0 for line in demand):
+            target = status_after_allocation(
+                sum(line.quantity - line.cancelled_quantity for line in lines), sum(taken[line.id] for line in lines)
+            )
+            order_history.transition(session, order, target, ACTOR, reason="every open unit is already reserved")
+            outcome.by_status[order.status] += 1
+            continue
         address = order.shipping_address or {}
-        plan = route_order(demand, nodes, stock, Destination(address.get("latitude"), address.get("longitude")))
+        channel = channels[order.channel_id]
+        profile = profiles.for_channel(channel)
+        decision = decide(
+            RoutingRequest(
+                lines=tuple(demand),
+                nodes=nodes,
+                stock=stock,
+                destination=Destination(
+                    address.get("latitude"), address.get("longitude"), address.get("province"), address.get("country")
+                ),
+                channel=channel,
+                ship_by=order.ship_by,
+                daily_sales=sales,
+                assigned_today=assigned,
+                order_reference=f"order:{order.id}",
+            ),
+            profile,
+            now=now,
+        )
+        session.add(
+            RoutingDecisionRecord(
+                tenant_id=tenant_id,
+                order_id=order.id,
+                profile_name=profile.name,
+                profile_version=profile.version,
+                outcome=decision.plan.outcome.value,
+                explanation=decision.explanation,
+                trace=decision.to_dict(),
+                created_at=now,
+            )
+        )
+        for node_id in decision.plan.node_ids:
+            assigned[node_id] = assigned.get(node_id, 0) + 1
         by_line = {line.id: line for line in lines}
         placed = []
-        for assignment in plan.assignments:
+        for assignment in decision.assignments:
             line = by_line[assignment.line_id]
             for sku_id, per_unit in line.components.items():
                 key = (assignment.node_id, int(sku_id))
@@ -187,17 +233,22 @@ def _allocate_for_tenant(
             outcome.units_reserved += assignment.quantity
         open_units = sum(line.quantity - line.cancelled_quantity for line in lines)
         reserved = sum(taken[line.id] for line in lines)
+        routing = {
+            "outcome": decision.plan.outcome.value,
+            "profile": f"{profile.name} v{profile.version}",
+            "trace": f"/v1/orders/{order.id}/routing",
+        }
         if placed:
             order_history.record(
                 session,
                 order,
                 "allocated",
                 ACTOR,
-                reason=plan.explanation,
-                data={"rule": plan.rule, "allocations": placed},
+                reason=decision.explanation,
+                data={**routing, "allocations": placed},
             )
         target = status_after_allocation(open_units, reserved)
-        order_history.transition(session, order, target, ACTOR, reason=plan.explanation)
+        order_history.transition(session, order, target, ACTOR, reason=decision.explanation, data=routing)
         outcome.by_status[order.status] += 1
         if auto_release and target is OrderStatus.ALLOCATED:
             session.add_all(new_allocations)

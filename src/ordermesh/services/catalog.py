@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select
@@ -203,6 +203,11 @@ class LocationInput:
     cutoff_time: str | None = None  # HH:MM local
     time_zone: str = "UTC"
     active: bool = True
+    country: str | None = None  # ISO 3166-1 alpha-2
+    province: str | None = None
+    channels: list[str] | None = None  # channel codes it ships for; None: all
+    working_weekdays: list[int] | None = None  # 0 = Monday; None: Monday to Saturday
+    closed_dates: list[str] | None = None  # ISO dates, besides public holidays
 
 
 def upsert_location(uow: UnitOfWork, caller: Caller, code: str, data: LocationInput) -> tuple[dict[str, object], bool]:
@@ -217,6 +222,10 @@ def upsert_location(uow: UnitOfWork, caller: Caller, code: str, data: LocationIn
         row.latitude, row.longitude = data.latitude, data.longitude
         row.daily_capacity, row.cutoff_time = data.daily_capacity, data.cutoff_time
         row.time_zone, row.active, row.updated_at = data.time_zone, data.active, utcnow()
+        row.country = data.country.upper() if data.country else None
+        row.province, row.channels = data.province, sorted(set(data.channels)) if data.channels is not None else None
+        row.working_weekdays = sorted(set(data.working_weekdays)) if data.working_weekdays is not None else None
+        row.closed_dates = sorted(set(data.closed_dates)) if data.closed_dates is not None else None
         uow.session.flush()
         uow.record_result("location", row.code)
         uow.commit()
@@ -250,6 +259,11 @@ def location_view(row: Location) -> dict[str, object]:
         "cutoff_time": row.cutoff_time,
         "time_zone": row.time_zone,
         "active": row.active,
+        "country": row.country,
+        "province": row.province,
+        "channels": row.channels,
+        "working_weekdays": row.working_weekdays,
+        "closed_dates": row.closed_dates,
     }
 
 
@@ -279,3 +293,14 @@ def _validate_location(code: str, data: LocationInput) -> None:
         ZoneInfo(data.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"unknown time zone {data.time_zone!r}", field="time_zone") from None
+    if data.country is not None and not re.fullmatch(r"[A-Za-z]{2}", data.country):
+        raise InvalidInput("country must be an ISO 3166-1 alpha-2 code such as VN", field="country")
+    if data.working_weekdays is not None and (
+        not data.working_weekdays or not set(data.working_weekdays) <= set(range(7))
+    ):
+        raise InvalidInput("working_weekdays: one or more of 0 (Monday) to 6 (Sunday)", field="working_weekdays")
+    for day in data.closed_dates or ():
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            raise InvalidInput(f"closed_dates: {day!r} is not a date (YYYY-MM-DD)", field="closed_dates") from None

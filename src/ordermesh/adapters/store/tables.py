@@ -121,8 +121,49 @@ class Location(Base):
     cutoff_time: Mapped[str | None] = mapped_column(String(5))  # HH:MM, local time
     time_zone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2: public holidays, rate zones
+    province: Mapped[str | None] = mapped_column(String(120))  # first-level division: rate zones
+    # Channel codes this location may ship for (null: every channel).
+    channels: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    # Weekdays it hands over to carriers, 0 = Monday (null: Monday to Saturday).
+    working_weekdays: Mapped[list[int] | None] = mapped_column(JSONDocument)
+    # ISO dates it is closed besides its country's public holidays (stock-takes, local events).
+    closed_dates: Mapped[list[str] | None] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+
+
+class RoutingProfileVersion(Base):
+    """Every version of every routing profile, kept forever; the highest version of a name is in force.
+    Restoring an old version writes it again as the newest."""
+
+    __tablename__ = "routing_profiles"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", "version"),)
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
+    channels: Mapped[list[str]] = mapped_column(JSONDocument, nullable=False)  # orders of these channels use it
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class RoutingDecisionRecord(Base):
+    """Why an order's units went where they went: the engine's trace for one allocation attempt."""
+
+    __tablename__ = "routing_decisions"
+    __table_args__ = (Index("ix_routing_decisions_order", "order_id", "id"),)
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    order_id: Mapped[int] = mapped_column(Id, ForeignKey("orders.id"), nullable=False)
+    profile_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    profile_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False)
+    explanation: Mapped[str] = mapped_column(Text, nullable=False)
+    trace: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
+    created_at: Mapped[datetime] = _created()
 
 
 class InventoryLevel(Base):

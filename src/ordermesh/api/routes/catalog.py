@@ -35,7 +35,10 @@ def get_sku(code: str, app: AppDep, caller: Reader) -> Any:
 def put_location(
     code: str, body: LocationPut, app: AppDep, caller: CatalogWriter, key: IdempotencyDep, response: Response
 ) -> Any:
-    data = catalog.LocationInput(**body.model_dump())
+    data = catalog.LocationInput(
+        **body.model_dump(exclude={"closed_dates"}),
+        closed_dates=[day.isoformat() for day in body.closed_dates] if body.closed_dates is not None else None,
+    )
     view, created = catalog.upsert_location(write_uow(app, caller, key), caller, code, data)
     response.status_code = 201 if created else 200
     return view

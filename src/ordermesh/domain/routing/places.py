@@ -74,9 +74,11 @@ def locate(latitude: float | None, longitude: float | None, province_name: str |
     if country is None and province is not None:
         country = province.country
     if latitude is not None and longitude is not None:
-        if province is None and country is not None:
+        if province is None:
             province = nearest_province(latitude, longitude, country)
             province_basis = PlaceBasis.NEAREST_CAPITAL if province else PlaceBasis.UNKNOWN
+            if country is None and province is not None:
+                country = province.country
         return Place(latitude, longitude, PlaceBasis.GIVEN, province, province_basis, country)
     if province is not None:
         return Place(

@@ -52,7 +52,7 @@ class RoutingProfile:
     excluded_nodes: frozenset[str] = frozenset()  # node codes this profile never routes to
     excluded_carriers: frozenset[str] = frozenset()  # carrier codes this profile never books
     enforce_capacity: bool = True
-    sla_fallback: SlaFallback = SlaFallback.HOLD
+    sla_fallback: SlaFallback = SlaFallback.ROUTE_LATE  # a late parcel beats one that never leaves
     max_distance_km: float | None = None  # a node farther than this is not a candidate
     target_cover_days: float = 14.0  # days of cover left after shipping at which stock counts as healthy
     distance_scale_km: float = 1000.0

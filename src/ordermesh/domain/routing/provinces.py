@@ -137,10 +137,22 @@ def locate_province(name: str | None, country: str | None = None) -> Province | 
     return None
 
 
-def nearest_province(latitude: float, longitude: float, country: str) -> Province | None:
+# A place with coordinates but no country takes the country of the nearest capital in the table, when
+# one is this close: far enough for any point of a province, too near to cross into an unserved market.
+INFER_COUNTRY_WITHIN_KM = 300.0
+
+
+def nearest_province(latitude: float, longitude: float, country: str | None) -> Province | None:
     """The division of ``country`` whose capital is nearest: a stand-in for an address that has
-    coordinates but no recognisable province."""
+    coordinates but no recognisable province. Without a country: the nearest division of any
+    country in the table, if its capital is within ``INFER_COUNTRY_WITHIN_KM``."""
     candidates = provinces(country)
     if not candidates:
         return None
-    return min(candidates, key=lambda p: haversine_km(latitude, longitude, p.latitude, p.longitude))
+    nearest = min(candidates, key=lambda p: haversine_km(latitude, longitude, p.latitude, p.longitude))
+    if (
+        country is None
+        and haversine_km(latitude, longitude, nearest.latitude, nearest.longitude) > INFER_COUNTRY_WITHIN_KM
+    ):
+        return None
+    return nearest
