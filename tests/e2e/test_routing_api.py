@@ -82,3 +82,22 @@ def test_locations_carry_their_routing_facts(api: Api) -> None:
     }
     assert_problem(api.put("/v1/locations/HN", json={**body, "working_weekdays": [7]}), 422, "validation_failed")
     assert_problem(api.put("/v1/locations/HN", json={**body, "closed_dates": ["soon"]}), 422, "validation_failed")
+
+
+def test_a_short_pick_over_http_reroutes_the_units(stocked: Api) -> None:
+    order_id = stocked.create_order(order_body(lines=[("TSHIRT-L", 1)]))["id"]
+    stocked.drain()
+    released = stocked.post(f"/v1/orders/{order_id}/release").json()
+    [shipment] = released["shipments"]
+
+    response = stocked.post(f"/v1/shipments/{shipment['id']}/short-pick", json={"line_number": 1, "quantity": 1})
+    stocked.drain()
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    order = stocked.order(order_id)
+    [line] = order["lines"]
+    assert [a["location"] for a in line["allocations"] if a["quantity"]] == ["HCM"]
+    assert order["status"] == "allocated"
+    too_many = stocked.post(f"/v1/shipments/{shipment['id']}/short-pick", json={"line_number": 1, "quantity": 1})
+    assert_problem(too_many, 409, "illegal_transition")

@@ -57,6 +57,8 @@ ALLOWED_ORDER_TRANSITIONS: set[tuple[StrEnum, StrEnum]] = {
     (S.RELEASED, S.PARTIALLY_SHIPPED),
     (S.RELEASED, S.SHIPPED),
     (S.RELEASED, S.ALLOCATED),
+    (S.RELEASED, S.PARTIALLY_ALLOCATED),  # a short pick emptied every shipment
+    (S.RELEASED, S.BACKORDERED),
     (S.RELEASED, S.CANCELLED),
     (S.PARTIALLY_SHIPPED, S.SHIPPED),
     (S.PARTIALLY_SHIPPED, S.DELIVERED),  # the shipped part delivered, the rest cancelled

@@ -139,6 +139,12 @@ class ShipmentEventCreate(Strict):
     note: str | None = Field(default=None, max_length=500)
 
 
+class ShortPickCreate(Strict):
+    line_number: int = Field(ge=1)
+    quantity: int = Field(gt=0, le=100_000)
+    note: str | None = Field(default=None, max_length=500)
+
+
 class SkuUpsert(Strict):
     code: Code
     name: str = Field(min_length=1, max_length=300)
@@ -246,3 +252,15 @@ class RoutingProfilePublic(BaseModel):
     note: str | None
     actor: str
     created_at: datetime
+
+
+class RoutingSimulationRequest(Strict):
+    definition: dict[str, Any] = Field(
+        default_factory=dict, description="the draft profile, as in PUT /v1/routing/profiles/{name} (missing: defaults)"
+    )
+    channel: Code | None = Field(default=None, description="only orders of this channel")
+    last: int | None = Field(
+        default=None, ge=1, le=5000, description="the newest N orders (default 200; 5000 with a time window)"
+    )
+    placed_after: AwareDatetime | None = Field(default=None, description="orders placed at or after this moment")
+    placed_before: AwareDatetime | None = Field(default=None, description="orders placed before this moment")

@@ -31,8 +31,11 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PARTIALLY_ALLOCATED: frozenset({S.ON_HOLD, S.BACKORDERED, S.ALLOCATED, S.CANCELLED}),
     # allocated -> partially_allocated/backordered: a reservation withdrawn before release (reroute)
     S.ALLOCATED: frozenset({S.ON_HOLD, S.RELEASED, S.PARTIALLY_ALLOCATED, S.BACKORDERED, S.CANCELLED}),
-    # released -> allocated: every shipment withdrawn before pickup; -> shipped: the unshipped rest cancelled
-    S.RELEASED: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED, S.ALLOCATED, S.CANCELLED}),
+    # released -> allocated: every shipment withdrawn before pickup; -> shipped: the unshipped rest cancelled;
+    # -> partially_allocated/backordered: a node short-picked and no other shipment is left
+    S.RELEASED: frozenset(
+        {S.PARTIALLY_SHIPPED, S.SHIPPED, S.ALLOCATED, S.PARTIALLY_ALLOCATED, S.BACKORDERED, S.CANCELLED}
+    ),
     # partially_shipped -> delivered: the shipped part already delivered, the unshipped rest cancelled
     S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED, S.DELIVERED}),
     S.SHIPPED: frozenset({S.DELIVERED, S.COMPLETED}),
@@ -45,6 +48,9 @@ TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 # Statuses in which the allocator still has work to do for the order.
 AWAITING_STOCK = frozenset({S.PENDING, S.BACKORDERED, S.PARTIALLY_ALLOCATED})
+# Statuses of orders already at their nodes that can still take units from elsewhere (after a short
+# pick): what the allocator reserves for them is released to the node at once, as a new shipment.
+IN_FULFILMENT = frozenset({S.RELEASED, S.PARTIALLY_SHIPPED})
 
 # Statuses in which units may still be cancelled (nothing of the cancelled units has left a node).
 CANCELLABLE = frozenset(

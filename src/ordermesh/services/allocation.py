@@ -26,10 +26,11 @@ from ordermesh.adapters.store.tables import (
     StockArrival,
 )
 from ordermesh.adapters.store.types import utcnow
-from ordermesh.domain.lifecycle import AWAITING_STOCK, OrderStatus, status_after_allocation
+from ordermesh.domain.lifecycle import AWAITING_STOCK, IN_FULFILMENT, OrderStatus, status_after_allocation
 from ordermesh.domain.routing import Destination, LineDemand, RoutingRequest, decide
 from ordermesh.services import order_history
-from ordermesh.services.fulfilment import release_allocated
+from ordermesh.services.fulfilment import release_allocated, release_new_allocations
+from ordermesh.services.order_state import OrderState
 from ordermesh.services.routing_inputs import assigned_today, daily_sales, node_of
 from ordermesh.services.routing_profiles import ProfileChooser
 from ordermesh.services.stock_ledger import StockLedger, level_of
@@ -72,7 +73,10 @@ def requeue_backorders(uow: UnitOfWork, limit: int = 1000) -> int:
                     .join(Order, Order.id == OrderLine.order_id)
                     .where(
                         Order.tenant_id == tenant_id,
-                        Order.status.in_([OrderStatus.BACKORDERED.value, OrderStatus.PARTIALLY_ALLOCATED.value]),
+                        Order.status.in_(
+                            [OrderStatus.BACKORDERED.value, OrderStatus.PARTIALLY_ALLOCATED.value]
+                            + [status.value for status in IN_FULFILMENT]
+                        ),
                         Order.needs_allocation.is_(False),
                     )
                 )
@@ -85,7 +89,10 @@ def requeue_backorders(uow: UnitOfWork, limit: int = 1000) -> int:
                 update(Order)
                 .where(
                     Order.tenant_id == tenant_id,
-                    Order.status.in_([OrderStatus.BACKORDERED.value, OrderStatus.PARTIALLY_ALLOCATED.value]),
+                    Order.status.in_(
+                        [OrderStatus.BACKORDERED.value, OrderStatus.PARTIALLY_ALLOCATED.value]
+                        + [status.value for status in IN_FULFILMENT]
+                    ),
                     Order.needs_allocation.is_(False),
                     Order.id.in_(wanting),
                 )
@@ -106,7 +113,7 @@ def allocate_batch(uow: UnitOfWork, *, limit: int = 500, auto_release: bool = Fa
         outcome.claimed = len(claimed)
         if not claimed:
             return outcome
-        orders = [o for o in claimed if OrderStatus(o.status) in AWAITING_STOCK]
+        orders = [o for o in claimed if OrderStatus(o.status) in AWAITING_STOCK | IN_FULFILMENT]
         for order in claimed:
             order.needs_allocation = False
         order_ids = [o.id for o in orders]
@@ -162,7 +169,10 @@ def _allocate_for_tenant(
             )
             for line in lines
         ]
+        in_fulfilment = OrderStatus(order.status) in IN_FULFILMENT
         if not any(line.quantity > 0 for line in demand):
+            if in_fulfilment:
+                continue  # nothing missing: its shipments carry every open unit
             target = status_after_allocation(
                 sum(line.quantity - line.cancelled_quantity for line in lines), sum(taken[line.id] for line in lines)
             )
@@ -172,10 +182,11 @@ def _allocate_for_tenant(
         address = order.shipping_address or {}
         channel = channels[order.channel_id]
         profile = profiles.for_channel(channel)
+        avoid = set(order.avoid_locations or ())
         decision = decide(
             RoutingRequest(
                 lines=tuple(demand),
-                nodes=nodes,
+                nodes=tuple(node for node in nodes if node.id not in avoid) if avoid else nodes,
                 stock=stock,
                 destination=Destination(
                     address.get("latitude"), address.get("longitude"), address.get("province"), address.get("country")
@@ -247,6 +258,16 @@ def _allocate_for_tenant(
                 reason=decision.explanation,
                 data={**routing, "allocations": placed},
             )
+        if in_fulfilment:
+            # Already at its nodes: what was found now goes to its node at once, as a new shipment.
+            session.add_all(new_allocations)
+            new_allocations.clear()
+            session.flush()
+            if placed:
+                release_new_allocations(session, order, ACTOR)
+            OrderState.load(session, order).resync_status(session, ACTOR, reason=decision.explanation)
+            outcome.by_status[order.status] += 1
+            continue
         target = status_after_allocation(open_units, reserved)
         order_history.transition(session, order, target, ACTOR, reason=decision.explanation, data=routing)
         outcome.by_status[order.status] += 1

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from ordermesh.adapters.store.tables import InventoryLevel, Location, OrderLine, Sku, SkuComponent
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.errors import InvalidInput, NotFound
+from ordermesh.services.rerouting import request_reroute
 from ordermesh.services.unit_of_work import Caller, UnitOfWork
 
 SKU_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
@@ -218,6 +219,7 @@ def upsert_location(uow: UnitOfWork, caller: Caller, code: str, data: LocationIn
         if row is None:
             row = Location(tenant_id=caller.tenant_id, code=code)
             uow.session.add(row)
+        going_offline = not created and row.active and not data.active
         row.name, row.kind = data.name.strip(), data.kind
         row.latitude, row.longitude = data.latitude, data.longitude
         row.daily_capacity, row.cutoff_time = data.daily_capacity, data.cutoff_time
@@ -227,6 +229,9 @@ def upsert_location(uow: UnitOfWork, caller: Caller, code: str, data: LocationIn
         row.working_weekdays = sorted(set(data.working_weekdays)) if data.working_weekdays is not None else None
         row.closed_dates = sorted(set(data.closed_dates)) if data.closed_dates is not None else None
         uow.session.flush()
+        if going_offline:
+            request_reroute(uow.session, caller.tenant_id, row.id, None, f"location {row.code} went offline")
+            uow.wake_allocator = True
         uow.record_result("location", row.code)
         uow.commit()
         return location_view(row), created

@@ -9,12 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ordermesh.adapters.store.locks import lock_order
-from ordermesh.adapters.store.tables import Allocation, Order, OrderLine, Shipment
+from ordermesh.adapters.store.tables import Allocation, Channel, Order, OrderLine, Shipment
 from ordermesh.adapters.store.types import utcnow
-from ordermesh.domain.errors import InvalidInput, NotFound
-from ordermesh.domain.lifecycle import OrderStatus, ShipmentStatus, ensure_shipment_transition
+from ordermesh.domain.errors import IllegalTransition, InvalidInput, NotFound
+from ordermesh.domain.lifecycle import SHIPMENT_NOT_YET_SHIPPED, OrderStatus, ShipmentStatus, ensure_shipment_transition
+from ordermesh.domain.routing import ShortPickPolicy
 from ordermesh.services import order_history
 from ordermesh.services.order_state import OrderState
+from ordermesh.services.routing_profiles import ProfileChooser
 from ordermesh.services.stock_ledger import StockLedger, level_of
 from ordermesh.services.unit_of_work import Caller, UnitOfWork
 
@@ -22,6 +24,11 @@ from ordermesh.services.unit_of_work import Caller, UnitOfWork
 def release_allocated(session: Session, order: Order, actor: str) -> list[Shipment]:
     """Create one shipment per location for the order's unreleased reservations; order -> released."""
     order_history.transition(session, order, OrderStatus.RELEASED, actor, reason="released to fulfilment")
+    return release_new_allocations(session, order, actor)
+
+
+def release_new_allocations(session: Session, order: Order, actor: str) -> list[Shipment]:
+    """One new shipment per location for the order's reservations not yet in a shipment."""
     allocations = session.scalars(
         select(Allocation)
         .where(Allocation.order_id == order.id, Allocation.quantity > 0, Allocation.shipment_id.is_(None))
@@ -131,3 +138,92 @@ def _shipment_event(
     }
     # Recorded on the order's trail; the outbox carries it as ``order.shipment_<status>``.
     order_history.record(session, order, event_type.replace(".", "_"), actor, reason=note, data=data)
+
+
+@dataclass(frozen=True, slots=True)
+class ShortPick:
+    line_number: int
+    quantity: int
+    note: str | None = None
+
+
+def report_short_pick(uow: UnitOfWork, caller: Caller, shipment_id: int, short: ShortPick) -> int:
+    """A node cannot pick ``quantity`` units of a line in one of its shipments. Those units are not
+    where the books said: on-hand falls by them (the ledger says why) and their reservation is freed.
+    Then the profile decides: route them again (never to this node for this order), leave them
+    waiting for stock, or cancel them (reason: warehouse)."""
+    if short.quantity <= 0:
+        raise InvalidInput("quantity must be positive", field="quantity")
+    with uow:
+        session = uow.session
+        order_id = session.scalar(
+            select(Shipment.order_id).where(Shipment.tenant_id == caller.tenant_id, Shipment.id == shipment_id)
+        )
+        if order_id is None:
+            raise NotFound(f"no shipment {shipment_id}", code="shipment_not_found")
+        order = lock_order(session, caller.tenant_id, order_id)
+        assert order is not None
+        state = OrderState.load(session, order)
+        shipment = next(s for s in state.shipments if s.id == shipment_id)
+        if shipment.status not in {s.value for s in SHIPMENT_NOT_YET_SHIPPED}:
+            raise IllegalTransition(shipment.status, "short_picked", subject="shipment", subject_id=shipment.id)
+        line = state.line(short.line_number)
+        allocation = next(
+            (
+                a
+                for a in state.allocations
+                if line is not None and a.order_line_id == line.id and a.shipment_id == shipment.id
+            ),
+            None,
+        )
+        if line is None or allocation is None:
+            raise InvalidInput(f"shipment {shipment.id} carries no line {short.line_number}", field="line_number")
+        if short.quantity > allocation.quantity:
+            raise InvalidInput(
+                f"shipment {shipment.id} carries only {allocation.quantity} unit(s) of line {short.line_number}",
+                field="quantity",
+            )
+        ledger = StockLedger(session, caller.tenant_id, caller.actor)
+        ledger.lock((allocation.location_id, int(sku_id)) for sku_id in line.components)
+        note = f"short pick on shipment {shipment.id}" + (f": {short.note}" if short.note else "")
+        for sku_id, per_unit in line.components.items():
+            key = (allocation.location_id, int(sku_id))
+            units = short.quantity * per_unit
+            ledger.apply(
+                key, level_of(ledger.levels[key]).release(units), reference=f"shipment:{shipment.id}", note=note
+            )
+            missing = min(units, ledger.levels[key].on_hand)
+            if missing:
+                ledger.apply(
+                    key, level_of(ledger.levels[key]).adjust(-missing), reference=f"shipment:{shipment.id}", note=note
+                )
+        allocation.quantity -= short.quantity
+        if not any(a.quantity > 0 for a in state.allocations if a.shipment_id == shipment.id):
+            shipment.status, shipment.updated_at = ShipmentStatus.CANCELLED.value, utcnow()
+        channel = session.scalar(select(Channel.code).where(Channel.id == order.channel_id))
+        policy = ProfileChooser.load(session, caller.tenant_id).for_channel(channel or "").short_pick
+        if policy is ShortPickPolicy.CANCEL:
+            line.cancelled_quantity += short.quantity
+        elif policy is ShortPickPolicy.REROUTE:
+            order.avoid_locations = sorted({*(order.avoid_locations or ()), allocation.location_id})
+            order.needs_allocation = True
+        order_history.record(
+            session,
+            order,
+            "short_picked",
+            caller.actor,
+            reason=note,
+            data={
+                "shipment_id": shipment.id,
+                "line_number": line.line_number,
+                "quantity": short.quantity,
+                "location_id": allocation.location_id,
+                "policy": policy.value,
+            },
+        )
+        state.resync_status(session, caller.actor, reason=note)
+        uow.wake_allocator = True
+        ledger.finish()
+        uow.record_result("shipment", shipment.id)
+        uow.commit()
+        return shipment.id

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from ordermesh.adapters.store.tables import InventoryLevel, InventoryMovement, Location, Sku, SkuComponent
 from ordermesh.domain.errors import InvalidInput, NotFound
 from ordermesh.domain.inventory import MovementReason
+from ordermesh.services.rerouting import request_reroute
 from ordermesh.services.stock_ledger import StockLedger, level_of
 from ordermesh.services.unit_of_work import Caller, UnitOfWork
 
@@ -78,6 +79,7 @@ def set_on_hand(
             ledger.apply(key, movement, reference=count.reference, note=note)
         if count.safety_stock is not None and count.safety_stock != row.safety_stock:
             ledger.apply(key, level_of(row).set_safety_stock(count.safety_stock), reference=count.reference, note=note)
+        _reroute_if_short(uow, caller, key, row, f"count at {location.code} left fewer units than promised")
         uow.wake_allocator = ledger.finish()
         uow.record_result("inventory_level", f"{location.code}/{sku.code}")
         uow.commit()
@@ -94,10 +96,18 @@ def adjust(
         key = (location.id, sku.id)
         row = ledger.lock([key])[key]
         ledger.apply(key, level_of(row).adjust(adjustment.delta), reference=adjustment.reference, note=note)
+        _reroute_if_short(uow, caller, key, row, f"adjustment at {location.code} left fewer units than promised")
         uow.wake_allocator = ledger.finish()
         uow.record_result("inventory_level", f"{location.code}/{sku.code}")
         uow.commit()
         return level_view(location.code, sku.code, row)
+
+
+def _reroute_if_short(uow: UnitOfWork, caller: Caller, key: tuple[int, int], row: InventoryLevel, reason: str) -> None:
+    """Fewer units than promised: ask the worker to take back unreleased reservations here."""
+    if level_of(row).available < 0 and row.reserved > 0:
+        request_reroute(uow.session, caller.tenant_id, key[0], key[1], reason)
+        uow.wake_allocator = True
 
 
 def level_view(location_code: str, sku_code: str, row: InventoryLevel | None) -> dict[str, object]:

@@ -18,7 +18,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ordermesh.bootstrap import Application
-from ordermesh.services import allocation, outbox
+from ordermesh.services import allocation, outbox, rerouting
 
 log = logging.getLogger("ordermesh.workers")
 
@@ -57,7 +57,8 @@ class Worker:
     def run_pass(self) -> int:
         """One full pass; returns how much work it did (0 means idle)."""
         settings = self.app.settings
-        work = allocation.requeue_backorders(self.app.uow())
+        work = rerouting.process_reroute_requests(self.app.uow())
+        work += allocation.requeue_backorders(self.app.uow())
         while not self.stop_event.is_set():
             started = time.perf_counter()
             outcome = allocation.allocate_batch(

@@ -166,6 +166,20 @@ class RoutingDecisionRecord(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class RerouteRequest(Base):
+    """Reservations at a location to take back and route again: the location went offline (sku_id
+    NULL: all of them) or a count left a level with fewer units than it promised. Written with the
+    change; the worker handles it in its own transaction, taking order locks before level locks."""
+
+    __tablename__ = "reroute_requests"
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    location_id: Mapped[int] = mapped_column(Id, ForeignKey("locations.id"), nullable=False)
+    sku_id: Mapped[int | None] = mapped_column(Id, ForeignKey("skus.id"))
+    reason: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
 class InventoryLevel(Base):
     __tablename__ = "inventory_levels"
     __table_args__ = (
@@ -232,6 +246,8 @@ class Order(Base):
     ship_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     needs_allocation: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     hold_reason: Mapped[str | None] = mapped_column(Text)
+    # Locations that could not pick this order's units (short picks): never routed to again for it.
+    avoid_locations: Mapped[list[int] | None] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

@@ -13,6 +13,7 @@ from ordermesh.api.schemas import (
     OrderPage,
     OrderPublic,
     ShipmentEventCreate,
+    ShortPickCreate,
 )
 from ordermesh.domain.lifecycle import ShipmentStatus
 from ordermesh.services import fulfilment, order_views, orders
@@ -122,4 +123,15 @@ def shipment_event(
     """A node's report: picked, packed, shipped (with carrier and tracking number), delivered."""
     update = fulfilment.ShipmentUpdate(ShipmentStatus(body.status), body.carrier, body.tracking_number, body.note)
     fulfilment.record_shipment_event(write_uow(app, caller, key), caller, shipment_id, update)
+    return order_views.get_shipment(app.read_uow(), caller, shipment_id)
+
+
+@router.post("/shipments/{shipment_id}/short-pick", tags=["shipments"])
+def short_pick(
+    shipment_id: IdPath, body: ShortPickCreate, app: AppDep, caller: OrderManager, key: IdempotencyDep
+) -> Any:
+    """The node cannot pick some units of a line. On-hand there falls by them; the units are routed
+    again elsewhere, left waiting for stock or cancelled, as the routing profile says."""
+    pick = fulfilment.ShortPick(body.line_number, body.quantity, body.note)
+    fulfilment.report_short_pick(write_uow(app, caller, key), caller, shipment_id, pick)
     return order_views.get_shipment(app.read_uow(), caller, shipment_id)

@@ -5,8 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from ordermesh.api.deps import AppDep, CatalogWriter, IdempotencyDep, IdPath, Reader, write_uow
-from ordermesh.api.schemas import RoutingProfilePublic, RoutingProfilePut
-from ordermesh.services import routing_profiles, routing_views
+from ordermesh.api.schemas import RoutingProfilePublic, RoutingProfilePut, RoutingSimulationRequest
+from ordermesh.services import routing_profiles, routing_simulation, routing_views
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 ProfileName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
@@ -49,3 +49,19 @@ def order_routing(order_id: IdPath, app: AppDep, caller: Reader) -> Any:
     """Every routing decision made for the order, newest first: candidates, why each excluded node
     was excluded, each criterion's score, the plans weighed, the chosen one and the profile version."""
     return routing_views.decisions_for_order(app.read_uow(), caller, order_id)
+
+
+@router.post("/routing/simulate")
+def simulate(body: RoutingSimulationRequest, app: AppDep, caller: Reader) -> Any:
+    """Run a draft profile over the newest orders (or a time window) and compare it with the profiles
+    in force: orders that would move node, and the change in distance, cost, splits and SLA-feasible
+    share. Changes nothing; each order is decided independently against today's stock."""
+    return routing_simulation.simulate(
+        app.read_uow(),
+        caller,
+        body.definition,
+        channel=body.channel,
+        last=body.last,
+        placed_after=body.placed_after,
+        placed_before=body.placed_before,
+    )

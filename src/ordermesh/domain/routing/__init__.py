@@ -37,6 +37,7 @@ from ordermesh.domain.routing.places import Place, PlaceBasis
 from ordermesh.domain.routing.profile import (
     RoutingProfile,
     ScoreWeights,
+    ShortPickPolicy,
     SlaFallback,
     SplitPolicy,
     profile_from_dict,
@@ -95,6 +96,7 @@ __all__ = [
     "ScoreWeights",
     "Shipment",
     "ShippingPlan",
+    "ShortPickPolicy",
     "SlaFallback",
     "SplitPolicy",
     "Stock",

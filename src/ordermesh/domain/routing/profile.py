@@ -18,6 +18,12 @@ from typing import Any
 from ordermesh.domain.errors import InvalidInput
 
 
+class ShortPickPolicy(StrEnum):
+    REROUTE = "reroute"  # route the missing units again, never to the node that could not pick them
+    BACKORDER = "backorder"  # the missing units wait for stock to arrive
+    CANCEL = "cancel"  # cancel the missing units (reason: warehouse)
+
+
 class SlaFallback(StrEnum):
     HOLD = "hold"  # no node can hand over before ship-by: route nothing, the order waits for a person
     ROUTE_LATE = "route_late"  # route among the nodes that would be late; the trace marks the breach
@@ -58,6 +64,7 @@ class RoutingProfile:
     distance_scale_km: float = 1000.0
     lead_time_scale_days: float = 5.0
     search_breadth: int = 8  # multi-node plans are searched among this many best-ranked nodes
+    short_pick: ShortPickPolicy = ShortPickPolicy.REROUTE  # what happens to units a node cannot pick
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_priorities", MappingProxyType(dict(self.node_priorities)))
@@ -85,6 +92,7 @@ class RoutingProfile:
             "distance_scale_km": self.distance_scale_km,
             "lead_time_scale_days": self.lead_time_scale_days,
             "search_breadth": self.search_breadth,
+            "short_pick": self.short_pick.value,
         }
 
 
@@ -140,11 +148,13 @@ def profile_from_dict(data: Mapping[str, Any]) -> RoutingProfile:
     for name in ("excluded_nodes", "excluded_carriers"):
         if name in values:
             values[name] = frozenset(values[name])
-    if "sla_fallback" in values:
-        try:
-            values["sla_fallback"] = SlaFallback(values["sla_fallback"])
-        except ValueError as error:
-            raise InvalidInput(str(error), problems=[str(error)]) from error
+    for name, kind in (("sla_fallback", SlaFallback), ("short_pick", ShortPickPolicy)):
+        if name in values:
+            try:
+                values[name] = kind(values[name])
+            except ValueError:
+                problem = f"{name} must be one of {', '.join(v.value for v in kind)}"
+                raise InvalidInput(problem, problems=[problem]) from None
     return RoutingProfile(**values, weights=ScoreWeights(**weights_data), split=SplitPolicy(**split_data))
 
 
