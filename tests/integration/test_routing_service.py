@@ -84,6 +84,20 @@ def test_a_channel_profile_serves_only_its_channel(app: Application, shop: Calle
     assert reserved_at(app, shop, order_id) == {"HN": 1}
 
 
+def test_a_tagged_profile_wins_over_the_channel_and_the_default(app: Application, shop: Caller) -> None:
+    routing_profiles.put_profile(app.uow(), shop, "default", {})
+    routing_profiles.put_profile(app.uow(), shop, "vip", {"excluded_nodes": ["HN"]}, tags=["vip"])
+    plain = place(app, shop, "o-1")
+    vip = place(app, shop, "o-2", tags=["vip", "gift"])
+
+    allocation.allocate_batch(app.uow())
+
+    assert (reserved_at(app, shop, plain), reserved_at(app, shop, vip)) == ({"HN": 1}, {"SG": 1})
+    [decision] = routing_views.decisions_for_order(app.read_uow(), shop, vip)["decisions"]
+    assert decision["profile"] == {"name": "vip", "version": 1}
+    assert order_views.get_order(app.read_uow(), shop, vip)["tags"] == ["gift", "vip"]
+
+
 def test_profiles_keep_every_version_and_restore_an_old_one(app: Application, caller: Caller) -> None:
     first = routing_profiles.put_profile(app.uow(), caller, "default", {"split": {"penalty": 2.0}})
     second = routing_profiles.put_profile(app.uow(), caller, "default", {"split": {"penalty": 0.0}})

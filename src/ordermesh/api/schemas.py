@@ -55,6 +55,9 @@ class OrderCreate(Strict):
     shipping_address: Address
     ship_by: AwareDatetime | None = None
     placed_at: AwareDatetime | None = None
+    tags: list[Code] = Field(
+        default_factory=list, max_length=20, description="labels that can select a routing profile"
+    )
 
 
 class AllocationPublic(BaseModel):
@@ -105,6 +108,7 @@ class OrderPublic(BaseModel):
     placed_at: datetime
     ship_by: datetime | None
     shipping_address: dict[str, Any]
+    tags: list[str] = []
     lines: list[OrderLinePublic]
     shipments: list[ShipmentPublic]
     created_at: datetime
@@ -241,6 +245,7 @@ class RoutingProfilePut(Strict):
         default_factory=dict, description="weights, split, node_priorities, excluded_nodes, ... (missing: defaults)"
     )
     channels: list[Code] = Field(default_factory=list, description="orders of these channels use this profile")
+    tags: list[Code] = Field(default_factory=list, description="orders with any of these tags use it (before channels)")
     note: str | None = Field(default=None, max_length=500)
 
 
@@ -248,6 +253,7 @@ class RoutingProfilePublic(BaseModel):
     name: str
     version: int
     channels: list[str]
+    tags: list[str] = []
     definition: dict[str, Any]
     note: str | None
     actor: str

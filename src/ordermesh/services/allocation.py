@@ -181,7 +181,7 @@ def _allocate_for_tenant(
             continue
         address = order.shipping_address or {}
         channel = channels[order.channel_id]
-        profile = profiles.for_channel(channel)
+        profile = profiles.for_order(channel, order.tags)
         avoid = set(order.avoid_locations or ())
         decision = decide(
             RoutingRequest(

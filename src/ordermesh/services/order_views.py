@@ -183,6 +183,7 @@ def build_order_view(
         "placed_at": order.placed_at,
         "ship_by": order.ship_by,
         "shipping_address": order.shipping_address,
+        "tags": order.tags or [],
         "lines": line_views,
         "shipments": [
             {

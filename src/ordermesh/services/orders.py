@@ -43,6 +43,7 @@ class NewOrder:
     shipping_address: dict[str, Any]
     placed_at: datetime | None = None
     ship_by: datetime | None = None
+    tags: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ def _insert(uow: UnitOfWork, caller: Caller, new: NewOrder, resolved: _Resolved)
         shipping_address=new.shipping_address,
         placed_at=new.placed_at or now,
         ship_by=new.ship_by,
+        tags=sorted(set(new.tags)) or None,
         needs_allocation=True,
         created_at=now,
         updated_at=now,

@@ -1,8 +1,9 @@
 """Routing profiles: validated, versioned (every version kept), restorable, effective at once.
 
 The allocator reads the newest version of each profile at the start of every batch, so a change
-applies to the next allocation without a restart. An order uses the profile that lists its channel;
-otherwise the tenant's ``default`` profile; otherwise the built-in defaults.
+applies to the next allocation without a restart. An order uses the profile that lists one of its
+tags (the most specific choice; the first in name order if several do); otherwise the profile that
+lists its channel; otherwise the tenant's ``default`` profile; otherwise the built-in defaults.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def put_profile(
     definition: dict[str, Any],
     *,
     channels: Sequence[str] = (),
+    tags: Sequence[str] = (),
     note: str | None = None,
 ) -> dict[str, Any]:
     """Validate ``definition`` and store it as the newest version of ``name``."""
@@ -67,6 +69,7 @@ def put_profile(
             version=version,
             definition=dict(definition),
             channels=sorted(set(channels)),
+            tags=sorted(set(tags)),
             note=note,
             actor=caller.actor,
         )
@@ -81,8 +84,10 @@ def restore_profile(uow: UnitOfWork, caller: Caller, name: str, version: int) ->
     """Make an old version current again, as a new version (history is never rewritten)."""
     with uow:
         old = _version(uow, caller, name, version)
-        definition, channels = dict(old.definition), list(old.channels)
-    return put_profile(uow, caller, name, definition, channels=channels, note=f"restored from version {version}")
+        definition, channels, tags = dict(old.definition), list(old.channels), list(old.tags or ())
+    return put_profile(
+        uow, caller, name, definition, channels=channels, tags=tags, note=f"restored from version {version}"
+    )
 
 
 def get_profile(uow: UnitOfWork, caller: Caller, name: str, version: int | None = None) -> dict[str, Any]:
@@ -122,6 +127,7 @@ def profile_view(row: RoutingProfileVersion) -> dict[str, Any]:
         "name": row.name,
         "version": row.version,
         "channels": row.channels,
+        "tags": row.tags or [],
         "definition": profile_of(row).to_dict(),
         "note": row.note,
         "actor": row.actor,
@@ -138,6 +144,10 @@ class ProfileChooser:
 
     def __init__(self, profiles: Sequence[RoutingProfileVersion]) -> None:
         self._by_channel = {channel: profile_of(row) for row in profiles for channel in row.channels}
+        self._by_tag: dict[str, RoutingProfile] = {}
+        for row in sorted(profiles, key=lambda r: r.name):
+            for tag in row.tags or ():
+                self._by_tag.setdefault(tag, profile_of(row))
         default = next((row for row in profiles if row.name == DEFAULT_NAME), None)
         self._default = profile_of(default) if default else DEFAULT_PROFILE
 
@@ -147,6 +157,12 @@ class ProfileChooser:
 
     def for_channel(self, channel_code: str) -> RoutingProfile:
         return self._by_channel.get(channel_code, self._default)
+
+    def for_order(self, channel_code: str, tags: Sequence[str] | None) -> RoutingProfile:
+        for tag in sorted(tags or ()):
+            if tag in self._by_tag:
+                return self._by_tag[tag]
+        return self.for_channel(channel_code)
 
 
 def _in_force(tenant_id: int) -> Select[tuple[RoutingProfileVersion]]:

@@ -159,7 +159,7 @@ def simulate(
         examples: list[dict[str, Any]] = []
         for order in orders:
             code = channels[order.channel_id]
-            profile = chooser.for_channel(code)
+            profile = chooser.for_order(code, order.tags)
             request = _request(order, lines[order.id], allocations[order.id], code, world)
             if request is None:
                 skipped += 1

@@ -145,6 +145,7 @@ class RoutingProfileVersion(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     definition: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
     channels: Mapped[list[str]] = mapped_column(JSONDocument, nullable=False)  # orders of these channels use it
+    tags: Mapped[list[str]] = mapped_column(JSONDocument, nullable=False, default=list)  # ... or carrying a tag
     note: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
     created_at: Mapped[datetime] = _created()
@@ -246,6 +247,7 @@ class Order(Base):
     ship_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     needs_allocation: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     hold_reason: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str] | None] = mapped_column(JSONDocument)  # free labels: "vip", "pre-order", ...
     # Locations that could not pick this order's units (short picks): never routed to again for it.
     avoid_locations: Mapped[list[int] | None] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = _created()

@@ -39,6 +39,7 @@ def create_order(body: OrderCreate, app: AppDep, caller: OrderWriter, key: Idemp
         shipping_address=body.shipping_address.model_dump(exclude_none=True),
         placed_at=body.placed_at,
         ship_by=body.ship_by,
+        tags=body.tags,
     )
     captured = orders.capture_order(write_uow(app, caller, key), caller, new, lookup=app.read_uow())
     response.headers["Location"] = f"/v1/orders/{captured.order_id}"

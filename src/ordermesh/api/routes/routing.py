@@ -17,7 +17,7 @@ def put_profile(name: ProfileName, body: RoutingProfilePut, app: AppDep, caller:
     """Store a new version of a profile (validated; every version is kept). It applies to the next
     allocation batch. The profile named ``default`` serves every channel no other profile lists."""
     return routing_profiles.put_profile(
-        app.uow(), caller, name, body.definition, channels=body.channels, note=body.note
+        app.uow(), caller, name, body.definition, channels=body.channels, tags=body.tags, note=body.note
     )
 
 
