@@ -30,7 +30,8 @@ serve: setup
 	$(BIN)/ordermesh serve
 
 bench: setup postgres
-	$(BIN)/python bench/allocation.py
+	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/allocation.py --orders 5000
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -37,6 +37,10 @@ from ordermesh.services.stock_ledger import StockLedger, level_of
 from ordermesh.services.unit_of_work import UnitOfWork
 
 ACTOR = "worker:allocator"
+# Orders that may be missing units, re-tried when a SKU they want becomes available.
+WAITING_FOR_ARRIVALS = sorted(
+    {OrderStatus.BACKORDERED.value, OrderStatus.PARTIALLY_ALLOCATED.value} | {status.value for status in IN_FULFILMENT}
+)
 
 
 @dataclass
@@ -73,10 +77,7 @@ def requeue_backorders(uow: UnitOfWork, limit: int = 1000) -> int:
                     .join(Order, Order.id == OrderLine.order_id)
                     .where(
                         Order.tenant_id == tenant_id,
-                        Order.status.in_(
-                            [OrderStatus.BACKORDERED.value, OrderStatus.PARTIALLY_ALLOCATED.value]
-                            + [status.value for status in IN_FULFILMENT]
-                        ),
+                        Order.status.in_(WAITING_FOR_ARRIVALS),
                         Order.needs_allocation.is_(False),
                     )
                 )
@@ -89,10 +90,7 @@ def requeue_backorders(uow: UnitOfWork, limit: int = 1000) -> int:
                 update(Order)
                 .where(
                     Order.tenant_id == tenant_id,
-                    Order.status.in_(
-                        [OrderStatus.BACKORDERED.value, OrderStatus.PARTIALLY_ALLOCATED.value]
-                        + [status.value for status in IN_FULFILMENT]
-                    ),
+                    Order.status.in_(WAITING_FOR_ARRIVALS),
                     Order.needs_allocation.is_(False),
                     Order.id.in_(wanting),
                 )

@@ -90,15 +90,7 @@ def record_shipment_event(uow: UnitOfWork, caller: Caller, shipment_id: int, upd
         raise InvalidInput("a shipped event needs carrier and tracking_number", field="tracking_number")
     with uow:
         session = uow.session
-        order_id = session.scalar(
-            select(Shipment.order_id).where(Shipment.tenant_id == caller.tenant_id, Shipment.id == shipment_id)
-        )
-        if order_id is None:
-            raise NotFound(f"no shipment {shipment_id}", code="shipment_not_found")
-        order = lock_order(session, caller.tenant_id, order_id)  # the order first: see locks.py
-        assert order is not None
-        state = OrderState.load(session, order)
-        shipment = next(s for s in state.shipments if s.id == shipment_id)
+        order, state, shipment = _lock_shipment(session, caller, shipment_id)
         ensure_shipment_transition(ShipmentStatus(shipment.status), update.status, shipment_id=shipment.id)
         if update.status is ShipmentStatus.SHIPPED:
             _take_out_of_stock(session, caller, order, state, shipment)
@@ -109,6 +101,18 @@ def record_shipment_event(uow: UnitOfWork, caller: Caller, shipment_id: int, upd
         uow.record_result("shipment", shipment.id)
         uow.commit()
         return shipment.id
+
+
+def _lock_shipment(session: Session, caller: Caller, shipment_id: int) -> tuple[Order, OrderState, Shipment]:
+    """The shipment's order, locked (orders before levels: see locks.py), with everything it holds."""
+    order_id = session.scalar(
+        select(Shipment.order_id).where(Shipment.tenant_id == caller.tenant_id, Shipment.id == shipment_id)
+    )
+    order = lock_order(session, caller.tenant_id, order_id) if order_id is not None else None
+    if order is None:
+        raise NotFound(f"no shipment {shipment_id}", code="shipment_not_found")
+    state = OrderState.load(session, order)
+    return order, state, next(s for s in state.shipments if s.id == shipment_id)
 
 
 def _take_out_of_stock(session: Session, caller: Caller, order: Order, state: OrderState, shipment: Shipment) -> None:
@@ -156,15 +160,7 @@ def report_short_pick(uow: UnitOfWork, caller: Caller, shipment_id: int, short: 
         raise InvalidInput("quantity must be positive", field="quantity")
     with uow:
         session = uow.session
-        order_id = session.scalar(
-            select(Shipment.order_id).where(Shipment.tenant_id == caller.tenant_id, Shipment.id == shipment_id)
-        )
-        if order_id is None:
-            raise NotFound(f"no shipment {shipment_id}", code="shipment_not_found")
-        order = lock_order(session, caller.tenant_id, order_id)
-        assert order is not None
-        state = OrderState.load(session, order)
-        shipment = next(s for s in state.shipments if s.id == shipment_id)
+        order, state, shipment = _lock_shipment(session, caller, shipment_id)
         if shipment.status not in {s.value for s in SHIPMENT_NOT_YET_SHIPPED}:
             raise IllegalTransition(shipment.status, "short_picked", subject="shipment", subject_id=shipment.id)
         line = state.line(short.line_number)
