@@ -22,35 +22,18 @@ from ordermesh.adapters.store.tables import (
 from ordermesh.bootstrap import Application
 from ordermesh.domain.errors import IllegalTransition, InvalidInput, NotFound
 from ordermesh.domain.lifecycle import OrderStatus, ShipmentStatus, is_allowed
-from ordermesh.services import allocation, catalog, fulfilment, inventory, order_views, orders, tenants
+from ordermesh.services import allocation, fulfilment, inventory, order_views, orders, tenants
 from ordermesh.services.fulfilment import ShipmentUpdate
 from ordermesh.services.unit_of_work import Caller
+from tests.integration.shop import HANOI, open_shop, stock
 
-HANOI = {"name": "Lan", "address_lines": ["1 Le Loi"], "province": "Ha Noi", "country": "VN"}
-HANOI |= {"latitude": 21.02, "longitude": 105.84}
 SHIPPED = ShipmentUpdate(ShipmentStatus.SHIPPED, "GHN", "GHN-0001")
 DELIVERED = ShipmentUpdate(ShipmentStatus.DELIVERED)
 
 
 @pytest.fixture
 def shop(app: Application, caller: Caller) -> Caller:
-    """Locations HN (near the customer) and SG; SKUs A, B and KIT = 2 x A + 1 x B."""
-    catalog.upsert_location(app.uow(), caller, "HN", catalog.LocationInput("HN", latitude=21.03, longitude=105.85))
-    catalog.upsert_location(app.uow(), caller, "SG", catalog.LocationInput("SG", latitude=10.78, longitude=106.70))
-    catalog.upsert_skus(
-        app.uow(),
-        caller,
-        [
-            catalog.SkuInput("A", "Apple"),
-            catalog.SkuInput("B", "Banana"),
-            catalog.SkuInput("KIT", "Kit", 0, {"A": 2, "B": 1}),
-        ],
-    )
-    return caller
-
-
-def stock(app: Application, caller: Caller, location: str, sku: str, on_hand: int) -> None:
-    inventory.set_on_hand(app.uow(), caller, location, sku, inventory.StockCount(on_hand, "stock take"))
+    return open_shop(app, caller)
 
 
 def allocated_order(app: Application, caller: Caller, *lines: tuple[str, int], external_id: str = "o-1") -> int:
