@@ -143,7 +143,7 @@ def _set_up(client: httpx.Client, rng: random.Random) -> list[str]:
                     f"/v1/inventory/{code}/{sku['code']}", json={"on_hand": units, "reason": "opening stock count"}
                 )
             )
-    return [s["code"] for s in skus]
+    return [str(s["code"]) for s in skus]
 
 
 def _order(rng: random.Random, skus: list[str], number: int, run: str) -> dict[str, Any]:

@@ -41,10 +41,7 @@ REPLAYS: dict[str, Callable[[Application, Caller, str], Any]] = {
         app.read_uow(), caller, id_.split("/")[0], int(id_.split("/")[1])
     ),
     "inventory_level": lambda app, caller, id_: inventory_service.get_level(app.read_uow(), caller, *id_.split("/", 1)),
-    "event": lambda app, caller, id_: next(
-        (e for e in events_service.read_feed(app.read_uow(), caller, after=int(id_) - 1, limit=1)["items"]),
-        None,
-    ),
+    "event": lambda app, caller, id_: events_service.get_event(app.read_uow(), caller, int(id_)),
 }
 
 

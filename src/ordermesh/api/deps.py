@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
 
@@ -23,7 +23,8 @@ _auth_cache: dict[str, tuple[float, Caller]] = {}
 
 
 def get_app(request: Request) -> Application:
-    return request.app.state.ordermesh  # type: ignore[no-any-return]
+    application: Application = request.app.state.ordermesh
+    return application
 
 
 AppDep = Annotated[Application, Depends(get_app)]
@@ -48,7 +49,7 @@ def get_caller(app: AppDep, authorization: Annotated[str | None, Header()] = Non
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def require(permission: Permission):  # type: ignore[no-untyped-def]
+def require(permission: Permission) -> Any:
     def check(caller: CallerDep) -> Caller:
         ensure_permitted(caller.role, permission)
         return caller

@@ -172,7 +172,11 @@ def sku_availability(uow: UnitOfWork, caller: Caller, sku_code: str) -> dict[str
                 view = level_view(location.code, sku.code, levels.get((location.id, sku.id)))
                 rows.append({**view, "active": location.active})
         total_keys = ("on_hand", "reserved", "safety_stock", "available")
-        total = {k: sum(int(r.get(k, 0)) for r in rows) for k in total_keys if not components or k == "available"}
+        total = {
+            k: sum(int(r.get(k, 0)) for r in rows)  # type: ignore[call-overload]
+            for k in total_keys
+            if not components or k == "available"
+        }
         return {"sku": sku.code, "bundle": bool(components), "locations": rows, "total": total}
 
 

@@ -165,7 +165,7 @@ class ProfileChooser:
         return self.for_channel(channel_code)
 
 
-def _in_force(tenant_id: int) -> Select[tuple[RoutingProfileVersion]]:
+def _in_force(tenant_id: int) -> Select[RoutingProfileVersion]:
     """The newest version of each of the tenant's profiles."""
     newest = (
         select(RoutingProfileVersion.name, func.max(RoutingProfileVersion.version).label("version"))
