@@ -77,6 +77,31 @@ def apikey_create(
     typer.echo(json.dumps({"api_key": key, "role": role}) if as_json else key)
 
 
+@apikey_app.command("list")
+def apikey_list(
+    tenant: Annotated[str, typer.Option(help="tenant name or id")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The tenant's keys: prefix, role, created, revoked (never the key itself)."""
+    keys = tenants.list_api_keys(bootstrap().read_uow(), tenant)
+    if as_json:
+        typer.echo(json.dumps(keys))
+        return
+    for key in keys:
+        state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "live"
+        typer.echo(f"{key['prefix']}  {key['role']:<11}  created {key['created_at']}  {state}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    prefix: Annotated[str, typer.Argument(help="the key's prefix as `apikey list` shows it, e.g. om_AbC123")],
+    tenant: Annotated[str, typer.Option(help="tenant name or id")],
+) -> None:
+    """Revoke a key. Running servers stop accepting it within 30 seconds (their auth cache)."""
+    count = tenants.revoke_api_key(bootstrap().uow(), tenant, prefix)
+    err.print(f"revoked {count} key(s) with prefix {prefix}", markup=False)
+
+
 def _system_caller(tenant: str) -> Caller:
     application = bootstrap()
     with application.read_uow() as uow:

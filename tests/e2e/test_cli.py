@@ -259,3 +259,22 @@ def test_import_skus_without_required_columns_names_them(run: Run, tmp_path: Pat
     csv = _write(tmp_path, "sku,title\nA,Alpha\n")
     result = run("import", "skus", str(csv), "--tenant", "acme")
     assert_one_line_error(result, f"{csv}: line 1: missing column(s) code, name")
+
+
+def test_a_revoked_key_stops_working(run: Run, application: Application, acme: tenants.NewTenant) -> None:
+    key = tenants.create_api_key(application.uow(), "acme", "viewer")
+    prefix = key[:9]
+
+    listed = json.loads(run("apikey", "list", "--tenant", "acme", "--json").stdout)
+    revoked = run("apikey", "revoke", prefix, "--tenant", "acme")
+    again = run("apikey", "revoke", prefix, "--tenant", "acme")
+
+    assert [(k["prefix"], k["revoked_at"]) for k in listed if k["prefix"] == prefix] == [(prefix, None)]
+    assert (revoked.returncode, revoked.stderr.strip()) == (0, f"revoked 1 key(s) with prefix {prefix}")
+    assert again.returncode == 1
+    assert again.stderr.strip() == f"error: no live key '{prefix}' for tenant 'acme'"
+    after = json.loads(run("apikey", "list", "--tenant", "acme", "--json").stdout)
+    assert [k["revoked_at"] is not None for k in after if k["prefix"] == prefix] == [True]
+    with TestClient(create_app(application, run_workers=False)) as client:
+        response = client.get("/v1/orders", headers=bearer(key))
+    assert (response.status_code, response.json()["code"]) == (401, "unauthenticated")

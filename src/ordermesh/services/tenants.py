@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ordermesh.adapters.store.tables import ApiKey, Channel, Tenant
+from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.access import Role
 from ordermesh.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from ordermesh.services.unit_of_work import Caller, UnitOfWork
@@ -63,11 +64,7 @@ def create_api_key(uow: UnitOfWork, tenant: str, role: str) -> str:
         roles = ", ".join(r.value for r in Role)
         raise InvalidInput(f"unknown role {role!r}; one of {roles}", field="role") from None
     with uow:
-        tenant_row = uow.session.scalar(select(Tenant).where(Tenant.name == tenant))
-        if tenant_row is None and tenant.isdigit():
-            tenant_row = uow.session.get(Tenant, int(tenant))
-        if tenant_row is None:
-            raise NotFound(f"no tenant {tenant!r}", code="tenant_not_found")
+        tenant_row = _tenant(uow, tenant)
         key, prefix = _new_key()
         uow.session.add(ApiKey(tenant_id=tenant_row.id, role=role_value.value, prefix=prefix, key_hash=hash_key(key)))
         uow.commit()
@@ -80,3 +77,45 @@ def authenticate(uow: UnitOfWork, key: str) -> Caller:
         if row is None:
             raise Unauthenticated("unknown or revoked API key")
         return Caller(tenant_id=row.tenant_id, role=row.role, actor=f"key:{row.prefix}")
+
+
+def revoke_api_key(uow: UnitOfWork, tenant: str, prefix: str) -> int:
+    """Revoke every live key of ``tenant`` whose shown prefix is ``prefix``; returns how many. A
+    process that authenticated the key in the last 30 seconds may still accept it until its cache
+    entry expires (see api/deps.py)."""
+    with uow:
+        tenant_row = _tenant(uow, tenant)
+        keys = uow.session.scalars(
+            select(ApiKey).where(
+                ApiKey.tenant_id == tenant_row.id, ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)
+            )
+        ).all()
+        if not keys:
+            raise NotFound(f"no live key {prefix!r} for tenant {tenant!r}", code="api_key_not_found")
+        for key in keys:
+            key.revoked_at = utcnow()
+        uow.commit()
+        return len(keys)
+
+
+def list_api_keys(uow: UnitOfWork, tenant: str) -> list[dict[str, object]]:
+    with uow:
+        tenant_row = _tenant(uow, tenant)
+        return [
+            {
+                "prefix": key.prefix,
+                "role": key.role,
+                "created_at": key.created_at.isoformat(),
+                "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+            }
+            for key in uow.session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant_row.id).order_by(ApiKey.id))
+        ]
+
+
+def _tenant(uow: UnitOfWork, tenant: str) -> Tenant:
+    row = uow.session.scalar(select(Tenant).where(Tenant.name == tenant))
+    if row is None and tenant.isdigit():
+        row = uow.session.get(Tenant, int(tenant))
+    if row is None:
+        raise NotFound(f"no tenant {tenant!r}", code="tenant_not_found")
+    return row
