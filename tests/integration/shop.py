@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+
+from ordermesh.adapters.store.tables import InventoryLevel, InventoryMovement
 from ordermesh.bootstrap import Application
 from ordermesh.services import catalog, inventory
 from ordermesh.services.unit_of_work import Caller
@@ -28,3 +31,30 @@ def open_shop(app: Application, caller: Caller) -> Caller:
 
 def stock(app: Application, caller: Caller, location: str, sku: str, on_hand: int) -> None:
     inventory.set_on_hand(app.uow(), caller, location, sku, inventory.StockCount(on_hand, "stock take"))
+
+
+Counts = dict[tuple[int, int], tuple[int, int, int]]  # (location, SKU) -> (on_hand, reserved, safety_stock)
+
+
+def levels_and_ledger(app: Application, tenant_id: int) -> tuple[Counts, Counts]:
+    """Every level of the tenant, and the sums of its ledger movements, keyed the same way."""
+    with app.read_uow() as uow:
+        levels = {
+            (r.location_id, r.sku_id): (r.on_hand, r.reserved, r.safety_stock)
+            for r in uow.session.scalars(select(InventoryLevel).where(InventoryLevel.tenant_id == tenant_id))
+        }
+        sums = {
+            (location_id, sku_id): (int(on_hand), int(reserved), int(safety))
+            for location_id, sku_id, on_hand, reserved, safety in uow.session.execute(
+                select(
+                    InventoryMovement.location_id,
+                    InventoryMovement.sku_id,
+                    func.sum(InventoryMovement.on_hand_delta),
+                    func.sum(InventoryMovement.reserved_delta),
+                    func.sum(InventoryMovement.safety_stock_delta),
+                )
+                .where(InventoryMovement.tenant_id == tenant_id)
+                .group_by(InventoryMovement.location_id, InventoryMovement.sku_id)
+            )
+        }
+    return levels, sums

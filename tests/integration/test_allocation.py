@@ -9,15 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
-from ordermesh.adapters.store.tables import InventoryLevel, InventoryMovement
 from ordermesh.bootstrap import Application
 from ordermesh.domain.lifecycle import OrderStatus, is_allowed
 from ordermesh.services import allocation, catalog, inventory, order_views, orders
 from ordermesh.services.inventory import StockAdjustment, StockCount
 from ordermesh.services.unit_of_work import Caller
 from ordermesh.workers.runner import drain
+from tests.integration.shop import levels_and_ledger
 
 # Locations (latitude, longitude) and a customer in Ha Noi: HN is nearest, then DN, then SG.
 LOCATIONS = {"HN": (21.03, 105.85), "DN": (16.05, 108.20), "SG": (10.78, 106.70)}
@@ -96,25 +95,7 @@ def levels(app: Application, caller: Caller, sku: str = "A") -> dict[str, tuple[
 
 def assert_stock_invariants(app: Application, tenant_id: int) -> None:
     """Invariants 1 and 2: 0 <= reserved <= on_hand - safety_stock, and levels equal the ledger."""
-    with app.read_uow() as uow:
-        rows = {
-            (r.location_id, r.sku_id): (r.on_hand, r.reserved, r.safety_stock)
-            for r in uow.session.scalars(select(InventoryLevel).where(InventoryLevel.tenant_id == tenant_id))
-        }
-        sums = {
-            (location_id, sku_id): (int(on_hand), int(reserved), int(safety))
-            for location_id, sku_id, on_hand, reserved, safety in uow.session.execute(
-                select(
-                    InventoryMovement.location_id,
-                    InventoryMovement.sku_id,
-                    func.sum(InventoryMovement.on_hand_delta),
-                    func.sum(InventoryMovement.reserved_delta),
-                    func.sum(InventoryMovement.safety_stock_delta),
-                )
-                .where(InventoryMovement.tenant_id == tenant_id)
-                .group_by(InventoryMovement.location_id, InventoryMovement.sku_id)
-            )
-        }
+    rows, sums = levels_and_ledger(app, tenant_id)
     for on_hand, reserved, safety in rows.values():
         assert 0 <= reserved <= on_hand - safety
     assert rows == {key: sums.get(key, (0, 0, 0)) for key in rows}

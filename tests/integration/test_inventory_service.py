@@ -16,6 +16,7 @@ from ordermesh.domain.lifecycle import ShipmentStatus
 from ordermesh.services import allocation, catalog, fulfilment, inventory, orders, tenants
 from ordermesh.services.inventory import StockAdjustment, StockCount
 from ordermesh.services.unit_of_work import Caller, IdempotencyKey, IdempotentReplay, ResourceRef, UnitOfWork
+from tests.integration.shop import levels_and_ledger
 
 ADDRESS = {"name": "Lan", "address_lines": ["1 Le Loi"], "province": "Ha Noi", "country": "VN"}
 
@@ -58,25 +59,7 @@ def snapshot(app: Application, tenant_id: int) -> dict[str, Any]:
 
 
 def assert_levels_equal_ledger(app: Application, tenant_id: int) -> None:
-    with app.read_uow() as uow:
-        levels = {
-            (r.location_id, r.sku_id): (r.on_hand, r.reserved, r.safety_stock)
-            for r in uow.session.scalars(select(InventoryLevel).where(InventoryLevel.tenant_id == tenant_id))
-        }
-        sums = {
-            (location_id, sku_id): (int(on_hand), int(reserved), int(safety))
-            for location_id, sku_id, on_hand, reserved, safety in uow.session.execute(
-                select(
-                    InventoryMovement.location_id,
-                    InventoryMovement.sku_id,
-                    func.sum(InventoryMovement.on_hand_delta),
-                    func.sum(InventoryMovement.reserved_delta),
-                    func.sum(InventoryMovement.safety_stock_delta),
-                )
-                .where(InventoryMovement.tenant_id == tenant_id)
-                .group_by(InventoryMovement.location_id, InventoryMovement.sku_id)
-            )
-        }
+    levels, sums = levels_and_ledger(app, tenant_id)
     assert set(sums) <= set(levels)
     assert levels == {key: sums.get(key, (0, 0, 0)) for key in levels}
 
