@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 
 class ChannelStatus(StrEnum):
@@ -144,3 +144,14 @@ class ChannelAdapter(Protocol):
     def cancel_order(self, external_id: str, *, reason: str, line_ids: Sequence[str] = ()) -> None: ...
 
     def answer_cancel_request(self, external_id: str, *, accept: bool, reason: str | None = None) -> None: ...
+
+
+@runtime_checkable
+class RecoversLostPushes(Protocol):
+    """Optional: a platform that keeps the pushes it could not deliver (Shopee ``get_lost_push_message``)."""
+
+    def lost_pushes(self) -> tuple[list[PushNotice], str | None]:
+        """The undelivered pushes, and the id that confirms them once handled (None: nothing to confirm)."""
+        ...
+
+    def confirm_lost_pushes(self, last_message_id: str) -> None: ...
