@@ -26,7 +26,7 @@ def test_negative_availability_counts_as_none() -> None:
 
 @pytest.mark.parametrize("rules", [{"buffer": -1}, {"share_percent": 101}, {"max_exposed": -1}])
 def test_rules_refuse_impossible_values(rules: dict) -> None:
-    with pytest.raises(ValueError, match="negative|percent"):
+    with pytest.raises(ValueError, match=r"negative|percent"):
         StockRules(**rules)
 
 

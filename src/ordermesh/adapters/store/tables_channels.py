@@ -95,5 +95,7 @@ class ChannelOrderRecord(Base):
     buyer_note: Mapped[str | None] = mapped_column(Text)
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, nullable=False, default=list)
     cancel_request: Mapped[str | None] = mapped_column(String(20))  # accepted | refused
+    # Set with every accepted platform update, cleared once its effects (cancel, release, answer) ran.
+    effects_pending: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-11-27 04:58:31.735136
+Create Date: 2026-11-27 05:00:14.402467
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def upgrade() -> None:
             "lines", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("cancel_request", sa.String(length=20), nullable=True),
+        sa.Column("effects_pending", sa.Boolean(), nullable=False),
         sa.Column("created_at", ordermesh.adapters.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", ordermesh.adapters.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["channel_id"], ["channels.id"], name=op.f("fk_channel_orders_channel_id_channels")),
