@@ -1,0 +1,506 @@
+"""A local Shopee shop: Open Platform v2 paths, the partner-key signature on every call, the
+``{request_id, error, message, response}`` envelope, the 15-day/100-row/50-order limits, and order
+status pushes signed over ``callback_url|body`` (CHANNELS.md §2). Control API under ``/_sim``: add
+items, place orders as a buyer, move an order's status (as the buyer, the carrier or Shopee would),
+read stock as last set.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from ordermesh.simulators.common import Faults, PushSender, install_faults
+
+from ordermesh.adapters.channels.signing import (
+    same,
+    shopee_public_sign,
+    shopee_push_signature,
+    shopee_shop_sign,
+)
+
+SIGN_VALID_SECONDS = 300
+MAX_WINDOW = 15 * 86400
+PUBLIC_PATHS = ("/api/v2/push/", "/api/v2/shop/auth_partner", "/api/v2/auth/")
+
+
+class Store:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.ids = itertools.count(100_001)
+        self.items: dict[int, dict[str, Any]] = {}
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.pushes: list[dict[str, Any]] = []  # every push, with an id: what get_lost_push_message can return
+        self.lost_after = 0  # pushes with an id above this were not confirmed consumed
+        self.stock_sets: list[dict[str, Any]] = []
+        self.clock = 0
+
+    def tick(self) -> int:
+        """A strictly increasing update_time, close to now."""
+        self.clock = max(int(time.time()), self.clock + 1)
+        return self.clock
+
+    def model_of(self, sku: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        for item in self.items.values():
+            if not item["models"] and item["item_sku"] == sku:
+                return item, None
+            for model in item["models"].values():
+                if model["model_sku"] == sku:
+                    return item, model
+        return None
+
+
+def create_app(
+    *,
+    partner_id: str,
+    partner_key: str,
+    shop_id: str = "600000",
+    access_token: str = "sim_access_token",
+    push_url: str | None = None,
+) -> FastAPI:
+    app = FastAPI(title="Shopee simulator")
+    faults = Faults()
+    install_faults(app, faults)
+    sender = PushSender(faults)
+    store = Store()
+    state: dict[str, Any] = {"push_url": push_url}
+    app.state.store, app.state.sender, app.state.faults = store, sender, faults
+
+    def envelope(response: Any = None, error: str = "", message: str = "", status: int = 200) -> Response:
+        body = {"request_id": uuid.uuid4().hex, "error": error, "message": message}
+        if response is not None:
+            body["response"] = response
+        return JSONResponse(body, status_code=status)
+
+    def refuse(request: Request) -> Response | None:
+        query = request.query_params
+        path = request.url.path
+        try:
+            timestamp = int(query.get("timestamp", ""))
+            given_partner = int(query.get("partner_id", ""))
+        except ValueError:
+            return envelope(error="error_param", message="partner_id and timestamp are required", status=400)
+        if str(given_partner) != str(partner_id):
+            return envelope(error="error_auth", message="Invalid partner_id.", status=403)
+        if abs(time.time() - timestamp) > SIGN_VALID_SECONDS:
+            return envelope(error="error_auth", message="Invalid timestamp.", status=403)
+        if path.startswith(PUBLIC_PATHS):
+            expected = shopee_public_sign(partner_key, partner_id, path, timestamp)
+        else:
+            if query.get("access_token") != access_token or query.get("shop_id") != str(shop_id):
+                return envelope(error="error_auth", message="Invalid access_token.", status=403)
+            expected = shopee_shop_sign(partner_key, partner_id, path, timestamp, access_token, shop_id)
+        if not same(expected, query.get("sign")):
+            return envelope(error="error_auth", message="Wrong sign.", status=403)
+        return None
+
+    def push(order: dict[str, Any]) -> None:
+        data = {
+            "items": [],
+            "ordersn": order["order_sn"],
+            "status": order["order_status"],
+            "completed_scenario": "",
+            "update_time": order["update_time"],
+        }
+        message = {"data": data, "shop_id": int(shop_id), "code": 3, "timestamp": order["update_time"]}
+        store.pushes.append({"id": len(store.pushes) + 1, **message})
+        if not state["push_url"]:
+            return
+        body = json.dumps(message, separators=(",", ":")).encode()
+        signature = shopee_push_signature(partner_key, state["push_url"], body)
+        sender.send(state["push_url"], body, {"Content-Type": "application/json", "Authorization": signature})
+
+    def set_status(order: dict[str, Any], status: str) -> None:
+        order["order_status"] = status
+        order["update_time"] = store.tick()
+        push(order)
+
+    # -- orders ------------------------------------------------------------------------------------
+
+    @app.get("/api/v2/order/get_order_list")
+    def get_order_list(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        query = request.query_params
+        try:
+            time_from, time_to = int(query["time_from"]), int(query["time_to"])
+            page_size = int(query["page_size"])
+        except (KeyError, ValueError):
+            return envelope(error="error_param", message="time_from, time_to and page_size are required")
+        if time_to - time_from > MAX_WINDOW or time_to < time_from:
+            return envelope(error="error_param", message="time_to - time_from must be within 15 days")
+        if not 1 <= page_size <= 100:
+            return envelope(error="error_param", message="page_size must be 1 to 100")
+        field = query.get("time_range_field", "create_time")
+        offset = int(query.get("cursor") or 0)
+        with store.lock:
+            matching = sorted(
+                (o for o in store.orders.values() if time_from <= o[field] <= time_to),
+                key=lambda o: (o[field], o["order_sn"]),
+            )
+        page = matching[offset : offset + page_size]
+        more = offset + page_size < len(matching)
+        return envelope(
+            {
+                "more": more,
+                "next_cursor": str(offset + page_size) if more else "",
+                "order_list": [{"order_sn": o["order_sn"], "order_status": o["order_status"]} for o in page],
+            }
+        )
+
+    @app.get("/api/v2/order/get_order_detail")
+    def get_order_detail(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        numbers = [n for n in request.query_params.get("order_sn_list", "").split(",") if n]
+        if not 1 <= len(numbers) <= 50:
+            return envelope(error="error_param", message="order_sn_list must name 1 to 50 orders")
+        with store.lock:
+            found = [json.loads(json.dumps(store.orders[n])) for n in numbers if n in store.orders]
+        return envelope({"order_list": found})
+
+    @app.post("/api/v2/order/cancel_order")
+    async def cancel_order(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        body = await request.json()
+        with store.lock:
+            order = store.orders.get(str(body.get("order_sn")))
+            if order is None:
+                return envelope(error="error_not_found", message="order not found")
+            if body.get("cancel_reason") not in (
+                "OUT_OF_STOCK",
+                "CUSTOMER_REQUEST",
+                "UNDELIVERABLE_AREA",
+                "COD_NOT_SUPPORTED",
+            ):
+                return envelope(error="error_param", message="invalid cancel_reason")
+            if body["cancel_reason"] == "OUT_OF_STOCK" and not body.get("item_list"):
+                return envelope(error="error_param", message="item_list is required for OUT_OF_STOCK")
+            if order["order_status"] not in ("UNPAID", "READY_TO_SHIP", "RETRY_SHIP"):
+                return envelope(error="error_status", message=f"cannot cancel an order in {order['order_status']}")
+            order["cancel_by"], order["cancel_reason"] = "seller", body["cancel_reason"]
+            set_status(order, "CANCELLED")
+            return envelope({"update_time": order["update_time"]})
+
+    @app.post("/api/v2/order/handle_buyer_cancellation")
+    async def handle_buyer_cancellation(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        body = await request.json()
+        with store.lock:
+            order = store.orders.get(str(body.get("order_sn")))
+            if order is None:
+                return envelope(error="error_not_found", message="order not found")
+            if order["order_status"] != "IN_CANCEL":
+                return envelope(error="error_status", message="the order has no cancellation to handle")
+            if body.get("operation") == "ACCEPT":
+                order["cancel_by"] = "buyer"
+                set_status(order, "CANCELLED")
+            elif body.get("operation") == "REJECT":
+                set_status(order, order.get("_before_cancel", "READY_TO_SHIP"))
+            else:
+                return envelope(error="error_param", message="operation must be ACCEPT or REJECT")
+            return envelope({"update_time": order["update_time"]})
+
+    @app.post("/api/v2/logistics/ship_order")
+    async def ship_order(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        body = await request.json()
+        with store.lock:
+            order = store.orders.get(str(body.get("order_sn")))
+            if order is None:
+                return envelope(error="error_not_found", message="order not found")
+            modes = [m for m in ("pickup", "dropoff", "non_integrated") if m in body]
+            if len(modes) != 1:
+                return envelope(error="error_param", message="send exactly one of pickup, dropoff, non_integrated")
+            if order["order_status"] not in ("READY_TO_SHIP", "RETRY_SHIP"):
+                return envelope(
+                    error="logistics.ship_order_status_invalid", message=f"order is {order['order_status']}"
+                )
+            order["tracking_number"] = (body[modes[0]] or {}).get("tracking_number")
+            set_status(order, "PROCESSED")
+            return envelope({})
+
+    # -- products ----------------------------------------------------------------------------------
+
+    @app.get("/api/v2/product/get_item_list")
+    def get_item_list(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        offset, size = int(request.query_params.get("offset", 0)), int(request.query_params.get("page_size", 10))
+        if not 1 <= size <= 100:
+            return envelope(error="error_param", message="page_size must be 1 to 100")
+        with store.lock:
+            ids = sorted(store.items)
+        page = ids[offset : offset + size]
+        more = offset + size < len(ids)
+        return envelope(
+            {
+                "item": [{"item_id": i, "item_status": "NORMAL"} for i in page],
+                "total_count": len(ids),
+                "has_next_page": more,
+                "next_offset": offset + size if more else 0,
+            }
+        )
+
+    @app.get("/api/v2/product/get_item_base_info")
+    def get_item_base_info(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        ids = [int(i) for i in request.query_params.get("item_id_list", "").split(",") if i]
+        if not 1 <= len(ids) <= 50:
+            return envelope(error="error_param", message="item_id_list must name 1 to 50 items")
+        with store.lock:
+            found = [
+                {
+                    "item_id": i,
+                    "item_name": store.items[i]["item_name"],
+                    "item_sku": store.items[i]["item_sku"],
+                    "has_model": bool(store.items[i]["models"]),
+                }
+                for i in ids
+                if i in store.items
+            ]
+        return envelope({"item_list": found})
+
+    @app.get("/api/v2/product/get_model_list")
+    def get_model_list(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        with store.lock:
+            item = store.items.get(int(request.query_params.get("item_id", 0)))
+            if item is None:
+                return envelope(error="error_item_not_found", message="item not found")
+            models = [
+                {"model_id": m["model_id"], "model_sku": m["model_sku"], "model_name": m["model_name"]}
+                for m in item["models"].values()
+            ]
+        return envelope({"model": models})
+
+    @app.post("/api/v2/product/update_stock")
+    async def update_stock(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        body = await request.json()
+        with store.lock:
+            item = store.items.get(int(body.get("item_id", 0)))
+            if item is None:
+                return envelope(error="error_item_not_found", message="item not found")
+            success, failure = [], []
+            for entry in body.get("stock_list") or []:
+                model_id = int(entry.get("model_id", 0))
+                stock = sum(int(s.get("stock", 0)) for s in entry.get("seller_stock") or [])
+                target = item if model_id == 0 and not item["models"] else item["models"].get(model_id)
+                if target is None:
+                    failure.append({"model_id": model_id, "failed_reason": "model not found"})
+                    continue
+                target["stock"] = stock
+                store.stock_sets.append(
+                    {"item_id": item["item_id"], "model_id": model_id, "stock": stock, "at": time.time()}
+                )
+                success.append({"model_id": model_id, "stock": stock})
+        return envelope({"success_list": success, "failure_list": failure})
+
+    # -- pushes Shopee could not deliver -----------------------------------------------------------
+
+    @app.get("/api/v2/push/get_lost_push_message")
+    def get_lost_push_message(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        with store.lock:
+            lost = [p for p in store.pushes if p["id"] > store.lost_after and p.get("lost")][:100]
+        return envelope(
+            {
+                "push_message_list": [
+                    {
+                        "shop_id": p["shop_id"],
+                        "code": p["code"],
+                        "timestamp": p["timestamp"],
+                        "data": json.dumps(p["data"]),
+                    }
+                    for p in lost
+                ],
+                "has_next_page": False,
+                "last_message_id": lost[-1]["id"] if lost else 0,
+            }
+        )
+
+    @app.post("/api/v2/push/confirm_consumed_lost_push_message")
+    async def confirm_lost(request: Request) -> Response:
+        refused = refuse(request)
+        if refused:
+            return refused
+        body = await request.json()
+        with store.lock:
+            store.lost_after = max(store.lost_after, int(body.get("last_message_id", 0)))
+        return envelope({})
+
+    # -- control -----------------------------------------------------------------------------------
+
+    @app.post("/_sim/config")
+    async def configure(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        if "push_url" in body:
+            state["push_url"] = body["push_url"]
+        return {"push_url": state["push_url"]}
+
+    @app.post("/_sim/items")
+    async def add_item(request: Request) -> dict[str, Any]:
+        """``{"item_name", "item_sku", "stock"?, "models": [{"model_sku", "model_name"?, "stock"?}]}``"""
+        body = await request.json()
+        with store.lock:
+            item_id = next(store.ids)
+            models = {}
+            for entry in body.get("models") or []:
+                model_id = next(store.ids)
+                models[model_id] = {
+                    "model_id": model_id,
+                    "model_sku": entry["model_sku"],
+                    "model_name": entry.get("model_name", entry["model_sku"]),
+                    "stock": int(entry.get("stock", 0)),
+                    "price": float(entry.get("price", 100000)),
+                }
+            item = {
+                "item_id": item_id,
+                "item_name": body.get("item_name", "Item"),
+                "item_sku": body.get("item_sku", ""),
+                "stock": int(body.get("stock", 0)),
+                "price": float(body.get("price", 100000)),
+                "models": models,
+            }
+            store.items[item_id] = item
+            return {**item, "models": list(models.values())}
+
+    @app.post("/_sim/orders")
+    async def place_order(request: Request) -> Response:
+        """A buyer places (and pays for) an order: stock falls, a push says READY_TO_SHIP (or UNPAID)."""
+        body = await request.json()
+        with store.lock:
+            item_list, total = [], 0.0
+            for entry in body["lines"]:
+                found = store.model_of(entry["sku"])
+                if found is None:
+                    return JSONResponse({"error": f"no item or model with SKU {entry['sku']}"}, status_code=422)
+                item, model = found
+                quantity = int(entry.get("quantity", 1))
+                holder = model if model is not None else item
+                holder["stock"] -= quantity
+                price = holder["price"]
+                total += price * quantity
+                item_list.append(
+                    {
+                        "item_id": item["item_id"],
+                        "item_name": item["item_name"],
+                        "item_sku": item["item_sku"],
+                        "model_id": model["model_id"] if model else 0,
+                        "model_name": model["model_name"] if model else "",
+                        "model_sku": model["model_sku"] if model else "",
+                        "model_quantity_purchased": quantity,
+                        "model_original_price": price,
+                        "model_discounted_price": price,
+                    }
+                )
+            now = store.tick()
+            order_sn = body.get("order_sn") or f"{time.strftime('%y%m%d')}{uuid.uuid4().hex[:8].upper()}"
+            order = {
+                "order_sn": order_sn,
+                "region": "VN",
+                "currency": "VND",
+                "cod": bool(body.get("cod", False)),
+                "total_amount": total,
+                "order_status": body.get("status", "READY_TO_SHIP"),
+                "message_to_seller": body.get("note", ""),
+                "create_time": now,
+                "update_time": now,
+                "pay_time": now if body.get("status", "READY_TO_SHIP") != "UNPAID" else None,
+                "days_to_ship": 2,
+                "ship_by_date": now + 2 * 86400,
+                "estimated_shipping_fee": 15000.0,
+                "recipient_address": body.get(
+                    "recipient_address",
+                    {
+                        "name": "Nguyen Van B",
+                        "phone": "84900000000",
+                        "town": "Phuong Ben Nghe",
+                        "district": "Quan 1",
+                        "city": "Ho Chi Minh",
+                        "state": "Ho Chi Minh",
+                        "region": "VN",
+                        "zipcode": "700000",
+                        "full_address": "1 Le Loi, Phuong Ben Nghe, Quan 1, Ho Chi Minh",
+                    },
+                ),
+                "item_list": item_list,
+                "cancel_by": "",
+                "cancel_reason": "",
+                "buyer_cancel_reason": "",
+            }
+            store.orders[order_sn] = order
+            push(order)
+            return JSONResponse(order)
+
+    @app.post("/_sim/orders/{order_sn}/status")
+    async def move_order(order_sn: str, request: Request) -> Response:
+        """Move an order as the buyer (``IN_CANCEL``), the carrier (``SHIPPED``) or Shopee would."""
+        body = await request.json()
+        with store.lock:
+            order = store.orders.get(order_sn)
+            if order is None:
+                return JSONResponse({"error": "order not found"}, status_code=404)
+            if body["status"] == "IN_CANCEL":
+                order["_before_cancel"] = order["order_status"]
+                order["buyer_cancel_reason"] = body.get("reason", "Need to change delivery address")
+            set_status(order, body["status"])
+            return JSONResponse(order)
+
+    @app.post("/_sim/pushes/lose")
+    async def lose_pushes(request: Request) -> dict[str, Any]:
+        """Mark pushes as undelivered (what ``get_lost_push_message`` returns): all after ``after_id``."""
+        body = await request.json()
+        with store.lock:
+            for p in store.pushes:
+                if p["id"] > int(body.get("after_id", 0)):
+                    p["lost"] = True
+            return {"lost": sum(1 for p in store.pushes if p.get("lost"))}
+
+    @app.get("/_sim/orders/{order_sn}")
+    def read_order(order_sn: str) -> Response:
+        with store.lock:
+            order = store.orders.get(order_sn)
+            return JSONResponse(order) if order else JSONResponse({"error": "order not found"}, status_code=404)
+
+    @app.get("/_sim/stock")
+    def read_stock() -> dict[str, int]:
+        with store.lock:
+            stock: dict[str, int] = {}
+            for item in store.items.values():
+                if not item["models"]:
+                    stock[item["item_sku"]] = item["stock"]
+                for model in item["models"].values():
+                    stock[model["model_sku"]] = model["stock"]
+            return stock
+
+    @app.post("/_sim/flush")
+    def flush() -> dict[str, Any]:
+        sender.flush(10.0)
+        return {"sent": [list(item) for item in sender.sent]}
+
+    return app
