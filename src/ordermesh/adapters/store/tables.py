@@ -384,4 +384,7 @@ class StockArrival(Base):
     tenant_id: Mapped[int] = _tenant()
     sku_id: Mapped[int] = mapped_column(Id, ForeignKey("skus.id"), nullable=False)
     created_at: Mapped[datetime] = _created()
-from ordermesh.adapters.store import tables_channels as tables_channels  # noqa: E402,F401  (channel tables)
+
+
+from ordermesh.adapters.store import tables_inbox as _tables_inbox  # noqa: E402, F401  (registers the inbox table)
+from ordermesh.adapters.store import tables_channels as _tables_channels  # noqa: E402, F401  (channel tables)
