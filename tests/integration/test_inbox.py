@@ -22,7 +22,7 @@ def store(app: Application, caller: Caller, key: str | None, body: bytes = b'{"i
     return inbox.store(
         app.uow(),
         tenant_id=caller.tenant_id,
-        source="shopify",
+        source="sample-shop",
         account="main-store",
         dedupe_key=key,
         headers={"X-Shopify-Topic": "orders/create"},
@@ -61,14 +61,14 @@ def test_the_processor_runs_outside_a_transaction_and_marks_the_delivery_process
             uow.commit()
         seen.append(delivery)
 
-    app.on_inbox("shopify", processor)
+    app.on_inbox("sample-shop", processor)
     delivery_id, _ = store(app, caller, "evt-1")
 
     assert inbox.process_one(app, delivery_id) is True
     assert inbox.process_one(app, delivery_id) is False  # already processed
     assert inbox.process_due(app).handled == 0
     assert [d.id for d in seen] == [delivery_id]
-    assert (seen[0].source, seen[0].account, seen[0].body) == ("shopify", "main-store", b'{"id": 1}')
+    assert (seen[0].source, seen[0].account, seen[0].body) == ("sample-shop", "main-store", b'{"id": 1}')
     assert row(app, delivery_id).status == "processed"
 
 
@@ -85,7 +85,7 @@ def test_a_failing_delivery_backs_off_then_dies_and_an_operator_can_retry_it(
         if failures:
             raise failures.pop()
 
-    app.on_inbox("shopify", processor)
+    app.on_inbox("sample-shop", processor)
     delivery_id, _ = store(app, caller, "evt-1")
 
     report = inbox.process_due(app, max_attempts=2)
@@ -135,7 +135,7 @@ def test_concurrent_redeliveries_store_one_row_and_workers_process_it_once(pg_ur
         assert sorted(duplicate for _, duplicate in results) == [False] + [True] * 5
 
         processed: list[int] = []
-        app.on_inbox("shopify", lambda delivery: processed.append(delivery.id))
+        app.on_inbox("sample-shop", lambda delivery: processed.append(delivery.id))
         workers = [threading.Thread(target=lambda: inbox.process_due(app)) for _ in range(4)]
         for thread in workers:
             thread.start()

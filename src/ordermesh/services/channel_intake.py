@@ -470,8 +470,8 @@ def _complete_lines(app: Application, ctx: Connected, caller: Caller, external_i
         if len(present) == len(lines):
             return True
         sku_ids, components = _skus(session, ctx.tenant_id, [str(code) for code in codes])
-        for line in present:
-            session.delete(line)
+        for stale in present:
+            session.delete(stale)
         session.flush()
         for number, (line, code) in enumerate(zip(lines, codes, strict=True), start=1):
             sku_id = sku_ids[str(code)]

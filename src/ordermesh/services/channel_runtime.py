@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import select
@@ -33,8 +33,8 @@ class Runtime:
     def limiter(self, channel_id: int, kind: str) -> RateLimiter:
         with self.lock:
             if channel_id not in self.limiters:
-                cls = ADAPTERS[kind]
-                self.limiters[channel_id] = RateLimiter(cls.rate_per_second, cls.burst)
+                cls: Any = ADAPTERS[kind]
+                self.limiters[channel_id] = RateLimiter(float(cls.rate_per_second), int(cls.burst))
             return self.limiters[channel_id]
 
 

@@ -93,9 +93,9 @@ def put_connection(
     if not CODE.match(code):
         raise InvalidInput("channel code: 1 to 64 letters, digits, '_', '.', '-'", field="code")
     if data.kind not in ADAPTERS:
-        known = ", ".join(sorted(k for k in CREDENTIAL_KEYS if k != "direct"))
+        kinds = ", ".join(sorted(k for k in CREDENTIAL_KEYS if k != "direct"))
         raise InvalidInput(
-            f"kind {data.kind!r} has no marketplace adapter here (kinds: {known}; "
+            f"kind {data.kind!r} has no marketplace adapter here (kinds: {kinds}; "
             f"installed: {', '.join(sorted(ADAPTERS))})",
             code="unknown_channel_kind",
             field="kind",

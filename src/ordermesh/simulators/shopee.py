@@ -16,7 +16,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from ordermesh.simulators.common import Faults, PushSender, install_faults
 
 from ordermesh.adapters.channels.signing import (
     same,
@@ -24,6 +23,7 @@ from ordermesh.adapters.channels.signing import (
     shopee_push_signature,
     shopee_shop_sign,
 )
+from ordermesh.simulators.common import Faults, PushSender, install_faults
 
 SIGN_VALID_SECONDS = 300
 MAX_WINDOW = 15 * 86400
@@ -111,10 +111,14 @@ def create_app(
         message = {"data": data, "shop_id": int(shop_id), "code": 3, "timestamp": order["update_time"]}
         store.pushes.append({"id": len(store.pushes) + 1, **message})
         if not state["push_url"]:
+            store.pushes[-1]["lost"] = True  # no callback URL set: nothing could be delivered
             return
         body = json.dumps(message, separators=(",", ":")).encode()
         signature = shopee_push_signature(partner_key, state["push_url"], body)
+        dropped = len(sender.dropped)
         sender.send(state["push_url"], body, {"Content-Type": "application/json", "Authorization": signature})
+        if len(sender.dropped) > dropped:  # lost on the way: Shopee keeps it for get_lost_push_message
+            store.pushes[-1]["lost"] = True
 
     def set_status(order: dict[str, Any], status: str) -> None:
         order["order_status"] = status
@@ -501,6 +505,6 @@ def create_app(
     @app.post("/_sim/flush")
     def flush() -> dict[str, Any]:
         sender.flush(10.0)
-        return {"sent": [list(item) for item in sender.sent]}
+        return {"sent": [[item.url, item.status] for item in sender.sent]}
 
     return app

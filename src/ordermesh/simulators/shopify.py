@@ -20,9 +20,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from ordermesh.simulators.common import Faults, PushSender, install_faults
 
 from ordermesh.adapters.channels.signing import shopify_webhook_signature
+from ordermesh.simulators.common import Faults, PushSender, install_faults
 
 API_PREFIX = "/admin/api/{version}"
 
@@ -345,7 +345,7 @@ def create_app(
     @app.post("/_sim/flush")
     def flush() -> dict[str, Any]:
         sender.flush(10.0)
-        return {"sent": [list(item) for item in sender.sent]}
+        return {"sent": [[item.url, item.status] for item in sender.sent]}
 
     return app
 

@@ -200,19 +200,19 @@ def _webhook_connection(app: Application, kind: str, connection: str) -> Connect
 
 def _store(app: Application, ctx: Connected, headers: dict[str, str], body: bytes) -> tuple[int, bool]:
     try:
-        dedupe_key: str | None = ctx.adapter.parse_push(headers=headers, body=body).dedupe_key[:255]
+        dedupe_key: str | None = ctx.adapter.parse_push(headers=headers, body=body).dedupe_key[:200]
     except Exception:  # unreadable but signed: keep it; processing will report it
         dedupe_key = None
+    delivery_id, duplicate = inbox.store(
+        app.uow(),
+        tenant_id=ctx.tenant_id,
+        source=ctx.kind,
+        account=str(ctx.channel_id),
+        dedupe_key=dedupe_key,
+        headers=headers,
+        body=body,
+    )
     with app.uow() as uow:
-        delivery_id, duplicate = inbox.store(
-            uow,
-            tenant_id=ctx.tenant_id,
-            source=ctx.kind,
-            account=str(ctx.channel_id),
-            dedupe_key=dedupe_key,
-            headers=headers,
-            body=body,
-        )
         connection = uow.session.get(ChannelConnection, ctx.channel_id)
         if connection is not None:
             connection.last_push_at = utcnow()

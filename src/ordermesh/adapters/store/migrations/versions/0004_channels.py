@@ -1,7 +1,7 @@
 """channels
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-27 05:00:14.402467
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import ordermesh.adapters.store.types
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
