@@ -21,6 +21,7 @@ def test_a_job_runs_when_due_and_not_again_within_its_interval(
     now = [utcnow()]
     monkeypatch.setattr(jobs, "utcnow", lambda: now[0])
     runs: list[str] = []
+    app.jobs.clear()  # only this test's job (integration areas register their own at bootstrap)
     app.every("poll-shopee", 60, lambda: runs.append("poll"))
 
     assert jobs.run_due(app.uow, app.jobs) == 1
@@ -39,6 +40,7 @@ def test_a_failing_job_is_recorded_and_the_others_still_run(app: Application) ->
     def broken() -> None:
         raise RuntimeError("Shopee token expired")
 
+    app.jobs.clear()  # only this test's jobs (integration areas register their own at bootstrap)
     app.every("broken", 60, broken)
     app.every("fine", 60, lambda: ran.append(True))
     assert jobs.run_due(app.uow, app.jobs) == 2
