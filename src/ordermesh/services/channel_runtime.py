@@ -44,7 +44,10 @@ _GUARD = threading.Lock()
 
 def runtime(app: Application) -> Runtime:
     with _GUARD:
-        return _RUNTIMES.setdefault(id(app), Runtime())
+        found = _RUNTIMES.get(id(app))
+        if found is None:
+            found = _RUNTIMES[id(app)] = Runtime()
+        return found
 
 
 def use_http_client(app: Application, client: httpx.Client) -> None:
