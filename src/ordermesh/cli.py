@@ -256,6 +256,11 @@ def demo(
     run_demo(orders=orders, concurrency=concurrency)
 
 
+from ordermesh import cli_channels  # noqa: E402  (registers `channels` and `simulate channel|scenario`)
+
+cli_channels.register(app, simulate_app)
+
+
 def main() -> None:
     try:
         Settings()  # surface configuration errors as one line

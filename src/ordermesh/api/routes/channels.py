@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ordermesh.adapters.outbound import PermanentDeliveryError, TransientDeliveryError
+from ordermesh.adapters.secrets import ConfigurationError
 from ordermesh.adapters.store.tables_channels import ChannelConnection
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.api import errors
@@ -67,8 +68,14 @@ class ListingsPut(Strict):
 
 
 @router.put("/{code}")
-def put_channel(code: Code, body: ChannelPut, app: AppDep, caller: Administrator, response: Response) -> Any:
+def put_channel(
+    code: Code, body: ChannelPut, app: AppDep, caller: Administrator, request: Request, response: Response
+) -> Any:
     """Create or update a marketplace connection. Credentials are stored encrypted and never returned."""
+    try:
+        box = app.secrets
+    except ConfigurationError as error:
+        return errors.problem(503, "not_configured", "Not configured", str(error), request)
     rules = body.stock_rules
     data = channels.ConnectionInput(
         kind=body.kind,
@@ -81,7 +88,7 @@ def put_channel(code: Code, body: ChannelPut, app: AppDep, caller: Administrator
         share_percent=rules.share_percent,
         max_exposed=rules.max_exposed,
     )
-    view, created = channels.put_connection(app.uow(), caller, app.secrets, code, data)
+    view, created = channels.put_connection(app.uow(), caller, box, code, data)
     response.status_code = 201 if created else 200
     return view
 
