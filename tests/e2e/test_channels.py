@@ -173,3 +173,51 @@ def test_bad_signature_is_refused_and_nothing_is_stored(shops: World) -> None:
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
     assert row_counts(shops.app) == before
+
+
+@sqlite_only
+def test_operator_cancel_reaches_the_platform(shops: World) -> None:
+    sn = shops.shopee.post("/_sim/orders", json={"lines": [{"sku": "CAP", "quantity": 1}]}).json()["order_sn"]
+    shops.drain()
+    (order,) = shops.orders("shopee-vn")
+    cancelled = shops.api.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "warehouse", "note": "damaged"})
+    assert cancelled.status_code == 200, cancelled.text
+    shops.drain()
+    platform = shops.shopee.get(f"/_sim/orders/{sn}").json()
+    assert (platform["order_status"], platform["cancel_reason"]) == ("CANCELLED", "OUT_OF_STOCK")
+
+
+@sqlite_only
+def test_a_refused_stock_push_is_a_dead_letter_with_a_retry_action(shops: World) -> None:
+    fault = {"fail": [{"status": 400, "count": 1, "path_prefix": "/api/v2/product/update_stock"}]}
+    assert shops.shopee.post("/_sim/faults", json=fault).status_code == 200
+    shops.api.put("/v1/inventory/HN/CAP", json={"on_hand": 7, "reason": "cycle count"})
+    shops.drain()
+    health = shops.api.get("/v1/channels/shopee-vn/health").json()
+    assert health["outbound"]["dead"] == 1
+    (dead,) = health["dead_letters"]
+    assert dead["type"] == "channel.stock_push"
+    assert "400" in dead["error"]
+    assert health["last_error"] is not None
+    assert shops.shopee.get("/_sim/stock").json()["CAP"] == 2  # unchanged
+    retry = shops.api.request(dead["retry"]["method"], dead["retry"]["path"])
+    assert retry.status_code == 200, retry.text
+    shops.drain()
+    assert shops.shopee.get("/_sim/stock").json()["CAP"] == 6  # 7 - buffer 1
+    assert shops.api.get("/v1/channels/shopee-vn/health").json()["outbound"] == {"pending": 0, "dead": 0}
+
+
+@sqlite_only
+def test_scenario_driver_places_orders_that_flow_in(shops: World) -> None:
+    from ordermesh.simulators.scenario import Shop, run_scenario
+
+    targets = [Shop("shopee", str(shops.shopee.base_url)), Shop("shopify", str(shops.shopify.base_url))]
+    report = run_scenario(targets, ["TSHIRT-M"], orders=4, rate_per_second=1000, max_quantity=1, seed=7)
+    assert report.total == 4
+    assert report.refused == []
+    shops.drain()
+    assert len(shops.orders("shopee-vn")) == 2
+    assert len(shops.orders("shopify-main")) == 2
+    # 10 - 4 sold: both shops show what is left (Shopee minus its buffer).
+    assert shops.shopify.get("/_sim/stock").json()["TSHIRT-M"] == 6
+    assert shops.shopee.get("/_sim/stock").json()["TSHIRT-M"] == 5
