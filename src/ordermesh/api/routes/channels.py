@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from ordermesh.adapters.channels.registry import ADAPTERS
 from ordermesh.adapters.outbound import PermanentDeliveryError, TransientDeliveryError
 from ordermesh.adapters.secrets import ConfigurationError
 from ordermesh.adapters.store.tables_channels import ChannelConnection
@@ -165,16 +166,19 @@ def _platform_problem(error: Exception, request: Request) -> JSONResponse:
 # -- webhooks ----------------------------------------------------------------------------------------
 
 
-@webhooks.post("/shopify/{connection}", status_code=200)
-async def shopify_webhook(connection: str, request: Request) -> Response:
-    """Shopify webhooks (``X-Shopify-Hmac-Sha256`` over the raw body)."""
-    return await _receive("shopify", connection, request)
+def _webhook_route(kind: str) -> Any:
+    async def receive(connection: str, request: Request) -> Response:
+        return await _receive(kind, connection, request)
+
+    receive.__name__ = f"{kind}_webhook"
+    receive.__doc__ = f"{kind} pushes, verified with the platform's own signature over the raw body."
+    return receive
 
 
-@webhooks.post("/shopee/{connection}", status_code=200)
-async def shopee_webhook(connection: str, request: Request) -> Response:
-    """Shopee pushes (``Authorization`` over ``callback_url|body``); answered with an empty 2xx."""
-    return await _receive("shopee", connection, request)
+# One fixed path per platform (``/webhooks/shopify/{connection}``, ``/webhooks/shopee/{connection}``,
+# and any kind added to the registry), answered with an empty 2xx once stored.
+for _kind in ADAPTERS:
+    webhooks.add_api_route(f"/{_kind}/{{connection}}", _webhook_route(_kind), methods=["POST"], status_code=200)
 
 
 async def _receive(kind: str, connection: str, request: Request) -> Response:
