@@ -477,11 +477,11 @@ def _complete_lines(app: Application, ctx: Connected, caller: Caller, external_i
             sku_id = sku_ids[str(code)]
             session.add(_order_line(order, number, sku_id, line, components.get(sku_id, {str(sku_id): 1})))
         order.total_amount = sum((_net_price(line) * line.quantity for line in lines), Decimal(0)).quantize(MONEY)
-        order.hold_reason = (
-            f"{AWAITING_PAYMENT} (lines mapped)"
-            if record.channel_status in (ChannelStatus.PENDING_PAYMENT.value,)
-            else order.hold_reason
-        )
+        # Still held for the platform's reason (if any), so its later "paid"/"released" releases it.
+        if record.channel_status == ChannelStatus.PENDING_PAYMENT.value:
+            order.hold_reason = f"{AWAITING_PAYMENT} on {ctx.kind} ({record.raw_status})"
+        elif record.channel_status == ChannelStatus.ON_HOLD.value:
+            order.hold_reason = f"{PLATFORM_HOLD} {ctx.kind} ({record.raw_status})"
         order_history.record(
             session,
             order,
