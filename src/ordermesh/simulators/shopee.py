@@ -316,9 +316,9 @@ def create_app(
                     failure.append({"model_id": model_id, "failed_reason": "model not found"})
                     continue
                 target["stock"] = stock
-                store.stock_sets.append(
-                    {"item_id": item["item_id"], "model_id": model_id, "stock": stock, "at": time.time()}
-                )
+                sku = target.get("model_sku") or target.get("item_sku")
+                entry = {"item_id": item["item_id"], "model_id": model_id, "sku": sku, "quantity": stock}
+                store.stock_sets.append({**entry, "at": time.time()})
                 success.append({"model_id": model_id, "stock": stock})
         return envelope({"success_list": success, "failure_list": failure})
 
@@ -501,6 +501,12 @@ def create_app(
                 for model in item["models"].values():
                     stock[model["model_sku"]] = model["stock"]
             return stock
+
+    @app.get("/_sim/stock-sets")
+    def read_stock_sets() -> list[dict[str, Any]]:
+        """Every update_stock accepted, in order: item, model, sku, quantity, at (unix seconds)."""
+        with store.lock:
+            return list(store.stock_sets)
 
     @app.post("/_sim/flush")
     def flush() -> dict[str, Any]:

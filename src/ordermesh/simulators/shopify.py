@@ -391,9 +391,12 @@ def _set_quantities(shop: Shop, data: dict[str, Any]) -> dict[str, Any]:
             changes.append((item, int(entry["quantity"])))
     if errors:
         return {"inventorySetQuantities": {"inventoryAdjustmentGroup": None, "userErrors": errors}}
+    skus = {v["inventory_item_id"]: v["sku"] for p in shop.products.values() for v in p["variants"]}
     for item, quantity in changes:
         shop.levels[item] = quantity
-        shop.stock_sets.append({"inventory_item_id": item, "quantity": quantity, "at": time.time()})
+        shop.stock_sets.append(
+            {"inventory_item_id": item, "sku": skus.get(item), "quantity": quantity, "at": time.time()}
+        )
     group = {"id": f"gid://shopify/InventoryAdjustmentGroup/{shop.next_id()}"}
     return {"inventorySetQuantities": {"inventoryAdjustmentGroup": group, "userErrors": []}}
 
