@@ -114,6 +114,20 @@ def refresh(
     return queued
 
 
+def has_listings(session: Session, tenant_id: int, sku_id: int) -> bool:
+    """Whether any mapped listing sells ``sku_id`` or a bundle containing it."""
+    bundles = select(SkuComponent.bundle_sku_id).where(SkuComponent.component_sku_id == sku_id)
+    found = session.scalar(
+        select(ChannelListing.id)
+        .where(
+            ChannelListing.tenant_id == tenant_id,
+            or_(ChannelListing.sku_id == sku_id, ChannelListing.sku_id.in_(bundles)),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 def pending_pushes(session: Session, channel_id: int) -> int:
     return int(
         session.scalar(

@@ -107,26 +107,31 @@ def poll_connection(app: Application, channel_id: int, *, now: datetime | None =
 
 
 def on_level_changed(app: Application, envelope: Envelope) -> None:
+    sku_id = int(envelope.payload["sku_id"])
+    with app.read_uow() as uow:  # most stock changes touch no listing: answer them without a write
+        if not channel_stock.has_listings(uow.session, envelope.tenant_id, sku_id):
+            return
     with app.uow() as uow:
         channel_stock.refresh(
-            uow.session,
-            envelope.tenant_id,
-            sku_id=int(envelope.payload["sku_id"]),
-            location_id=int(envelope.payload["location_id"]),
+            uow.session, envelope.tenant_id, sku_id=sku_id, location_id=int(envelope.payload["location_id"])
         )
         uow.commit()
 
 
 def on_shipment_shipped(app: Application, envelope: Envelope) -> None:
     payload = envelope.payload
-    with app.uow() as uow:
+    with app.read_uow() as uow:
         record = _channel_order(uow, envelope)
         if record is None:
             return  # not a marketplace order
         line_ids = channel_intake.shipped_line_ids(uow.session, record, int(payload["shipment_id"]))
+        channel_id, external_id = record.channel_id, record.external_id
+    with app.uow() as uow:
         _queue(
             uow,
-            record,
+            envelope.tenant_id,
+            channel_id,
+            external_id,
             CONFIRM_SHIPMENT,
             carrier=payload.get("carrier"),
             tracking_number=payload.get("tracking_number"),
@@ -139,14 +144,17 @@ def on_status_changed(app: Application, envelope: Envelope) -> None:
     """An order cancelled in ordermesh (not by its platform) is cancelled on the platform too."""
     if envelope.payload.get("status") != "cancelled":
         return
-    with app.uow() as uow:
+    with app.read_uow() as uow:
         record = _channel_order(uow, envelope)
         if record is None or record.channel_status in (
             ChannelStatus.CANCELLED.value,
             ChannelStatus.CANCEL_REQUESTED.value,
         ):
-            return  # the platform cancelled it, or the buyer's request is answered instead
-        _queue(uow, record, CANCEL_ORDER, reason=envelope.payload.get("reason") or "operator")
+            return  # not a marketplace order; or the platform cancelled it, or a buyer's request is answered
+        channel_id, external_id = record.channel_id, record.external_id
+    with app.uow() as uow:
+        reason = envelope.payload.get("reason") or "operator"
+        _queue(uow, envelope.tenant_id, channel_id, external_id, CANCEL_ORDER, reason=reason)
         uow.commit()
 
 
@@ -163,14 +171,14 @@ def _channel_order(uow: UnitOfWork, envelope: Envelope) -> ChannelOrderRecord | 
     )
 
 
-def _queue(uow: UnitOfWork, record: ChannelOrderRecord, event_type: str, **payload: Any) -> None:
+def _queue(uow: UnitOfWork, tenant_id: int, channel_id: int, external_id: str, event_type: str, **payload: Any) -> None:
     outbox.append(
         uow.session,
-        tenant_id=record.tenant_id,
+        tenant_id=tenant_id,
         aggregate_type="channel_order",
-        aggregate_id=f"{record.channel_id}:{record.external_id}",
+        aggregate_id=f"{channel_id}:{external_id}",
         event_type=event_type,
-        payload={"channel_id": record.channel_id, "external_id": record.external_id, **payload},
+        payload={"channel_id": channel_id, "external_id": external_id, **payload},
     )
 
 
