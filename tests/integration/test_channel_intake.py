@@ -156,3 +156,22 @@ def test_unpaid_orders_wait_on_hold_until_paid(app: Application, shop: Connected
     paid = order(ChannelStatus.READY_TO_FULFILL, at=T0 + timedelta(minutes=3))
     assert channel_intake.apply_order(app, shop, paid).order_id == unpaid.order_id
     assert snapshot(app)[3] == ["pending"]
+
+
+def test_an_address_change_before_shipping_is_applied_and_recorded(app: Application, shop: Connected) -> None:
+    captured = channel_intake.apply_order(app, shop, order(ChannelStatus.READY_TO_FULFILL))
+    moved = replace(
+        order(ChannelStatus.READY_TO_FULFILL, at=T0 + timedelta(minutes=2)),
+        address=ChannelAddress(name="Lan", line1="9 Trang Tien", province="Ha Noi", country="VN"),
+    )
+    assert channel_intake.apply_order(app, shop, moved).result == "updated"
+    with app.read_uow() as uow:
+        row = uow.session.get(Order, captured.order_id)
+        assert row is not None
+        assert row.shipping_address["address_lines"] == ["9 Trang Tien"]
+        event = uow.session.scalar(
+            select(OrderEvent).where(OrderEvent.type == "channel_status_changed").order_by(OrderEvent.id.desc())
+        )
+        assert event is not None
+        assert event.data["address_updated"] is True
+        assert event.data["raw_status"] == "READY_TO_SHIP"
