@@ -39,6 +39,10 @@ def test_credentials_are_sealed_and_never_returned(api: Api) -> None:
     with api.app.read_uow() as uow:
         assert api.app.secrets.open(uow.session.scalar(select(ChannelConnection.credentials))) == SHOPEE
     assert [c["code"] for c in api.get("/v1/channels").json()] == ["shopee-vn"]
+    health = api.get("/v1/channels/shopee-vn/health")
+    assert health.status_code == 200, health.text
+    assert health.json()["listings"] == {"total": 0, "unmapped": 0, "out_of_sync": 0}
+    assert health.json()["lag_seconds"] is None
 
 
 @sqlite_only
