@@ -49,6 +49,10 @@ def test_shopee_order_by_push_corrects_shopify_stock(shops: World) -> None:
     assert shops.shopee.get("/_sim/stock").json()["TSHIRT-M"] == 7  # 8 - buffer 1
     events = [e["type"] for e in shops.order(order["id"])["events"]]
     assert events[0] == "created"
+    platform_side = shops.api.get(f"/v1/channels/shopee-vn/orders/{order['external_id']}").json()
+    assert (platform_side["raw_status"], platform_side["channel_status"]) == ("READY_TO_SHIP", "ready_to_fulfill")
+    assert (platform_side["cod"], platform_side["order_id"]) == (True, order["id"])
+    assert platform_side["shipping_fee"] == "15000.0000"
 
 
 def test_duplicate_and_reordered_pushes_have_the_effect_of_one(shops: World) -> None:

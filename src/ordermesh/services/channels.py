@@ -358,3 +358,33 @@ def import_listings(uow: UnitOfWork, caller: Caller, code: str, listings: Sequen
                 )
         uow.commit()
     return report
+
+
+def get_channel_order(uow: UnitOfWork, caller: Caller, code: str, external_id: str) -> dict[str, Any]:
+    """The platform's side of one channel order: raw status beside ours, money and notes as stated."""
+    from ordermesh.adapters.store.tables_channels import ChannelOrderRecord
+
+    with uow:
+        channel, _ = load(uow, caller, code)
+        record = uow.session.scalar(
+            select(ChannelOrderRecord).where(
+                ChannelOrderRecord.channel_id == channel.id, ChannelOrderRecord.external_id == external_id
+            )
+        )
+        if record is None:
+            raise NotFound(f"no order {external_id!r} from channel {code!r}", code="channel_order_not_found")
+        return {
+            "channel": code,
+            "external_id": record.external_id,
+            "order_id": record.order_id,
+            "raw_status": record.raw_status,
+            "channel_status": record.channel_status,
+            "platform_updated_at": record.platform_updated_at,
+            "currency": record.currency,
+            "total": record.total,
+            "shipping_fee": record.shipping_fee,
+            "cod": record.cod,
+            "buyer_note": record.buyer_note,
+            "cancel_request": record.cancel_request,
+            "lines": record.lines,
+        }

@@ -110,6 +110,14 @@ def channel_health(code: Code, app: AppDep, caller: Reader) -> Any:
     return channel_sync.health(app.read_uow(), caller, code)
 
 
+@router.get("/{code}/orders/{external_id}")
+def get_channel_order(
+    code: Code, external_id: Annotated[str, Path(min_length=1, max_length=128)], app: AppDep, caller: Reader
+) -> Any:
+    """The platform's side of an order: its raw status beside ordermesh's, money, COD, buyer note."""
+    return channels.get_channel_order(app.read_uow(), caller, code, external_id)
+
+
 @router.put("/{code}/listings")
 def put_listings(code: Code, body: ListingsPut, app: AppDep, caller: CatalogWriter) -> Any:
     """Map channel items (item + variant ids, or seller SKU) to ordermesh SKUs."""
