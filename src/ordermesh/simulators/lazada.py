@@ -576,10 +576,10 @@ def create_app(
     """A Lazada seller account verifying ``app_key``/``app_secret`` (and ``access_token`` when given)."""
     app = FastAPI(title="Lazada Open Platform simulator", docs_url=None, redoc_url=None)
     faults = Faults()
-    sender = PushSender(faults)
+    sender = PushSender(faults) if push_url else None  # a sender owns a thread: only when pushes have a target
 
     def push(message: dict[str, Any]) -> None:
-        if not push_url:
+        if sender is None or not push_url:
             return
         envelope = {"seller_id": seller_id, **message, "timestamp": int(time.time() * 1000), "site": site}
         body = json.dumps(envelope, separators=(",", ":")).encode()

@@ -443,10 +443,10 @@ def create_app(
     """A TikTok Shop verifying ``app_key``/``app_secret`` (and the token and cipher when given)."""
     app = FastAPI(title="TikTok Shop Partner API simulator", docs_url=None, redoc_url=None)
     faults = Faults()
-    sender = PushSender(faults)
+    sender = PushSender(faults) if push_url else None  # a sender owns a thread: only when pushes have a target
 
     def push(kind: int, data: dict[str, Any]) -> None:
-        if not push_url:
+        if sender is None or not push_url:
             return
         envelope = {
             "type": kind,
