@@ -81,18 +81,18 @@ def test_polling_walks_pages_and_restarts_windows_past_the_offset_ceiling(shop: 
     control(http, shop, "POST", "/_sim/products", {"name": "Bulk", "skus": [{"seller_sku": "BULK", "quantity": 1000}]})
     start = datetime(2026, 1, 1, tzinfo=UTC)
     placed = []
-    for index in range(260):
+    for index in range(235):
         stamp = (start + timedelta(seconds=index)).isoformat()
         placed.append(place(http, shop, lines=[{"seller_sku": "BULK", "quantity": 1}], updated_at=stamp))
     adapter = adapter_for(shop, http)
     adapter.max_offset = 100  # the simulator was built with the same ceiling: offset 200 would be refused
-    seen = [order.external_id for order in adapter.orders_updated(start, start + timedelta(seconds=250))]
-    assert seen == placed[:250]  # ascending, each once, the window's end excluded
+    seen = [order.external_id for order in adapter.orders_updated(start, start + timedelta(seconds=230))]
+    assert seen == placed[:230]  # ascending, each once, the window's end excluded
     later = [
         order.external_id
-        for order in adapter.orders_updated(start + timedelta(seconds=255), start + timedelta(hours=1))
+        for order in adapter.orders_updated(start + timedelta(seconds=232), start + timedelta(hours=1))
     ]
-    assert later == placed[255:]
+    assert later == placed[232:]
 
 
 def test_stock_push_batches_50_skus_per_call_and_sets_sellable(shop: str, http: httpx.Client) -> None:
@@ -216,3 +216,23 @@ def test_http_failures_map_to_transient_or_permanent(
     assert control(http, shop, "GET", "/_sim/stock")["TEE-S"]["quantity"] == 20
     adapter.set_stock([StockUpdate(Listing(seller_sku="TEE-S", item_id=None, variant_id=None), quantity=3)])
     assert control(http, shop, "GET", "/_sim/stock")["TEE-S"]["quantity"] == 3
+
+
+def test_a_duplicated_push_carries_the_same_dedupe_key(http: httpx.Client) -> None:
+    with push_inbox() as (inbox, push_url), running(simulator.create_app(**CREDENTIALS, push_url=push_url)) as base_url:
+        control(http, base_url, "POST", "/_sim/products", {"name": "T", "skus": [{"seller_sku": "A", "quantity": 5}]})
+        control(http, base_url, "POST", "/_sim/faults", {"push": {"duplicate": 1}})
+        order_id = place(http, base_url, lines=[{"seller_sku": "A", "quantity": 1}])
+        received = inbox.wait_for(2)
+        adapter = adapter_for(base_url, http)
+        keys = {adapter.parse_push(headers=headers, body=body).dedupe_key for headers, body in received}
+        assert len(keys) == 1
+        assert order_id in keys.pop()
+
+
+def test_adapters_for_the_same_seller_share_one_stock_rate_limit(shop: str, http: httpx.Client) -> None:
+    first, second = adapter_for(shop, http), adapter_for(shop, http)
+    other_seller = adapter_for(shop, http, access_token="another-seller")
+    assert first.stock_limiter is second.stock_limiter
+    assert first.stock_limiter is not other_seller.stock_limiter
+    assert (first.stock_limiter.rate, first.max_stock_batch) == (50.0, 50)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -225,3 +225,20 @@ def test_http_failures_map_to_transient_or_permanent(
     with pytest.raises(error):
         adapter.fetch_orders([order_id])
     assert [order.external_id for order in adapter.fetch_orders([order_id])] == [order_id]
+
+
+def test_an_order_whose_webhook_was_lost_is_found_by_polling(http: httpx.Client) -> None:
+    with push_inbox() as (inbox, push_url), running(simulator.create_app(**CREDENTIALS, push_url=push_url)) as base_url:
+        control(http, base_url, "POST", "/_sim/products", {"name": "T", "skus": [{"seller_sku": "A", "quantity": 5}]})
+        control(http, base_url, "POST", "/_sim/faults", {"push": {"drop": 1}})
+        lost = place(http, base_url, lines=[{"seller_sku": "A", "quantity": 1}])
+        delivered = place(http, base_url, lines=[{"seller_sku": "A", "quantity": 1}])
+        [(headers, body)] = inbox.wait_for(1)
+        adapter = adapter_for(base_url, http)
+        assert adapter.parse_push(headers=headers, body=body).order_ids == (delivered,)
+        now = datetime.now(UTC)
+        polled = {
+            order.external_id
+            for order in adapter.orders_updated(now - timedelta(minutes=5), now + timedelta(minutes=1))
+        }
+        assert polled == {lost, delivered}

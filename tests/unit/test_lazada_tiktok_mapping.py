@@ -79,6 +79,15 @@ def test_lazada_ship_by_is_the_earliest_promised_shipping_time() -> None:
     assert order.ship_by == datetime(2014, 10, 14, 0, 0, tzinfo=UTC)
 
 
+def test_lazada_paid_at_comes_from_the_items_payment_time() -> None:
+    order = lazada.map_order(LAZADA_ORDER, lazada_items("pending"))
+    assert order.paid_at == datetime.fromtimestamp(1697193374.592, UTC)
+
+
+def test_lazada_order_without_items_or_statuses_is_held() -> None:
+    assert lazada.map_order(LAZADA_ORDER, []).status is ChannelStatus.ON_HOLD
+
+
 def test_lazada_vendor_item_sample_all_cancelled_is_cancelled_with_reason() -> None:
     order = lazada.map_order(LAZADA_ORDER, [LAZADA_ITEM])
     assert order.status is ChannelStatus.CANCELLED
@@ -99,6 +108,7 @@ def test_lazada_vendor_item_sample_all_cancelled_is_cancelled_with_reason() -> N
         (("confirmed",), ChannelStatus.COMPLETED),
         (("returned",), ChannelStatus.DELIVERED),
         (("canceled", "canceled"), ChannelStatus.CANCELLED),
+        (("pending", "teleported"), ChannelStatus.ON_HOLD),  # unknown status: held, never guessed
     ],
 )
 def test_lazada_order_state_is_the_least_advanced_live_item(statuses: tuple[str, ...], expected: ChannelStatus) -> None:

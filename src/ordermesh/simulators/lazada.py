@@ -118,13 +118,13 @@ class LazadaShop:
             lines = spec.get("lines") or []
             if not lines:
                 raise LazadaError("InvalidParameter", "an order needs lines")
-            stock = self.stock()
             for line in lines:
                 seller_sku = str(line.get("seller_sku"))
                 if seller_sku not in self.skus:
                     raise LazadaError("SkuNotFound", f"unknown seller sku {seller_sku}")
-                if stock[seller_sku]["sellable"] < int(line.get("quantity", 1)):
-                    raise LazadaError("OutOfStock", f"{seller_sku} has {stock[seller_sku]['sellable']} sellable")
+                sellable = self.skus[seller_sku]["quantity"] - self.locked(seller_sku)
+                if sellable < int(line.get("quantity", 1)):
+                    raise LazadaError("OutOfStock", f"{seller_sku} has {sellable} sellable")
             now = platform_time(spec.get("updated_at")) or datetime.now(UTC)
             order_id = next(self.order_ids)
             status = str(spec.get("status", "pending"))

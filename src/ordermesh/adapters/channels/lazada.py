@@ -172,9 +172,9 @@ def order_status(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -
     )
     if cancel_pending:
         return ChannelStatus.CANCEL_REQUESTED, raw
-    ranked = [_ITEM_STATES.get(status, (ChannelStatus.READY_TO_FULFILL, 1)) for status in live]
-    if not ranked:
-        return ChannelStatus.PENDING_PAYMENT, raw
+    if not live or any(status not in _ITEM_STATES for status in live):
+        return ChannelStatus.ON_HOLD, raw  # no items, or a status this adapter does not know: hold, never guess
+    ranked = [_ITEM_STATES[status] for status in live]
     least = min(ranked, key=lambda state: state[1])
     if least[1] < _SHIPPED_RANK and max(rank for _, rank in ranked) >= _SHIPPED_RANK:
         return ChannelStatus.PARTIALLY_SHIPPED, raw
@@ -207,6 +207,8 @@ def map_order(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> C
     ]
     promised = [platform_time(item.get("promised_shipping_time"), default_tz=zone) for item in live]
     promised_times = [when for when in promised if when is not None]
+    paid = [platform_time(item.get("payment_time")) for item in items]
+    paid_times = [when for when in paid if when is not None]
     currency = next((str(item["currency"]) for item in items if item.get("currency")), "") or ""
     updated = platform_time(order.get("updated_at"), default_tz=zone)
     item_updates = [platform_time(item.get("updated_at"), default_tz=zone) for item in items]
@@ -222,7 +224,7 @@ def map_order(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> C
         currency=currency,
         lines=group_unit_lines(rows),
         placed_at=platform_time(order.get("created_at"), default_tz=zone),
-        paid_at=None,
+        paid_at=min(paid_times) if paid_times else None,
         ship_by=min(promised_times) if promised_times else None,
         shipping_fee=money(order.get("shipping_fee")) or Decimal(0),
         total=money(order.get("price"), default=None),
