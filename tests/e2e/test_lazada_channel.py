@@ -236,3 +236,13 @@ def test_adapters_for_the_same_seller_share_one_stock_rate_limit(shop: str, http
     assert first.stock_limiter is second.stock_limiter
     assert first.stock_limiter is not other_seller.stock_limiter
     assert (first.stock_limiter.rate, first.max_stock_batch) == (50.0, 50)
+
+
+def test_consecutive_polls_with_fractional_bounds_see_each_order_once(shop: str, http: httpx.Client) -> None:
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    placed = [place(http, shop, updated_at=(start + timedelta(seconds=s)).isoformat()) for s in (9, 10, 11)]
+    adapter = adapter_for(shop, http)
+    middle = start + timedelta(seconds=10, milliseconds=500)
+    first = [o.external_id for o in adapter.orders_updated(start, middle)]
+    second = [o.external_id for o in adapter.orders_updated(middle, start + timedelta(seconds=30))]
+    assert (first, second) == (placed[:2], placed[2:])

@@ -242,3 +242,14 @@ def test_an_order_whose_webhook_was_lost_is_found_by_polling(http: httpx.Client)
             for order in adapter.orders_updated(now - timedelta(minutes=5), now + timedelta(minutes=1))
         }
         assert polled == {lost, delivered}
+
+
+def test_consecutive_polls_with_fractional_bounds_see_each_order_once(shop: str, http: httpx.Client) -> None:
+    start = 1_769_904_000  # 2026-02-01T00:00:00Z
+    placed = [place(http, shop, update_time=start + s) for s in (9, 10, 11)]
+    adapter = adapter_for(shop, http)
+    begin = datetime.fromtimestamp(start, UTC)
+    middle = begin + timedelta(seconds=10, milliseconds=500)
+    first = [o.external_id for o in adapter.orders_updated(begin, middle)]
+    second = [o.external_id for o in adapter.orders_updated(middle, begin + timedelta(seconds=30))]
+    assert (first, second) == (placed[:2], placed[2:])

@@ -51,6 +51,7 @@ from ordermesh.adapters.channels.units import (
     money,
     platform_time,
     verify_push_signature,
+    whole_seconds,
 )
 from ordermesh.adapters.outbound import PermanentDeliveryError, RateLimiter, TransientDeliveryError, call
 
@@ -406,6 +407,7 @@ class LazadaAdapter:
         seen: set[str] = set()
         window_start = since
         while window_start < until:
+            lower, upper = whole_seconds(window_start, until)
             offset = 0
             last_update: datetime | None = None
             exhausted = False
@@ -414,8 +416,8 @@ class LazadaAdapter:
                     "GET",
                     "/orders/get",
                     {
-                        "update_after": window_start.astimezone(UTC).isoformat(timespec="seconds"),
-                        "update_before": until.astimezone(UTC).isoformat(timespec="seconds"),
+                        "update_after": datetime.fromtimestamp(lower, UTC).isoformat(timespec="seconds"),
+                        "update_before": datetime.fromtimestamp(upper, UTC).isoformat(timespec="seconds"),
                         "sort_by": "updated_at",
                         "sort_direction": "ASC",
                         "offset": offset,

@@ -49,6 +49,7 @@ from ordermesh.adapters.channels.units import (
     money,
     platform_time,
     verify_push_signature,
+    whole_seconds,
 )
 from ordermesh.adapters.outbound import PermanentDeliveryError, TransientDeliveryError, call
 
@@ -306,13 +307,16 @@ class TikTokShopAdapter:
 
     def orders_updated(self, since: datetime, until: datetime) -> Iterator[ChannelOrder]:
         token: str | None = None
-        body = {"update_time_ge": int(since.timestamp()), "update_time_lt": int(until.timestamp())}
+        lower, upper = whole_seconds(since, until)
+        body = {"update_time_ge": lower, "update_time_lt": upper}
         while True:
             query = {"page_size": MAX_PAGE, "sort_field": "update_time", "sort_order": "ASC", "page_token": token}
             envelope = self.request("POST", f"/order/{VERSION}/orders/search", query=query, body=body)
             data = envelope.get("data") or {}
             for order in data.get("orders") or []:
-                yield map_order(order)
+                mapped = map_order(order)
+                if since <= mapped.updated_at < until:
+                    yield mapped
             token = data.get("next_page_token") or None
             if not token:
                 return

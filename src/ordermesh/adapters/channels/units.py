@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -97,6 +98,14 @@ def platform_time(value: Any, *, default_tz: tzinfo = UTC) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=default_tz)
     return parsed.astimezone(UTC)
+
+
+def whole_seconds(since: datetime, until: datetime) -> tuple[int, int]:
+    """A window's bounds widened to the platforms' one-second resolution: floor(since), ceil(until).
+
+    Querying the wider window and filtering to [since, until) exactly means a boundary second is never lost
+    between two consecutive polls (the first one's ``until`` is the next one's ``since``)."""
+    return math.floor(since.timestamp()), math.ceil(until.timestamp())
 
 
 def push_signature(app_key: str, app_secret: str, body: bytes) -> str:
