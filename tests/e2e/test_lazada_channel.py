@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -246,3 +249,25 @@ def test_consecutive_polls_with_fractional_bounds_see_each_order_once(shop: str,
     first = [o.external_id for o in adapter.orders_updated(start, middle)]
     second = [o.external_id for o in adapter.orders_updated(middle, start + timedelta(seconds=30))]
     assert (first, second) == (placed[:2], placed[2:])
+
+
+def test_the_simulator_accepts_a_request_signed_by_hand_per_the_documented_algorithm(
+    shop: str, http: httpx.Client
+) -> None:
+    # Independent of the adapter's signer: §3.1 written out (no /rest in the signed path, UPPER hex).
+    params = {
+        "app_key": "123456",
+        "access_token": "seller-token",
+        "sign_method": "sha256",
+        "timestamp": str(int(time.time() * 1000)),
+        "filter": "all",
+        "offset": "0",
+        "limit": "10",
+    }
+    base = "/products/get" + "".join(name + params[name] for name in sorted(params))
+    params["sign"] = hmac.new(b"helloworld", base.encode(), hashlib.sha256).hexdigest().upper()
+    answer = http.get(shop + "/rest/products/get", params=params).json()
+    assert answer["code"] == "0"
+    assert {sku["SellerSku"] for sku in answer["data"]["products"][0]["skus"]} == {"TEE-S", "TEE-M"}
+    params["limit"] = "11"  # any change after signing breaks the signature
+    assert http.get(shop + "/rest/products/get", params=params).json()["code"] == "IncompleteSignature"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -253,3 +256,20 @@ def test_consecutive_polls_with_fractional_bounds_see_each_order_once(shop: str,
     first = [o.external_id for o in adapter.orders_updated(begin, middle)]
     second = [o.external_id for o in adapter.orders_updated(middle, begin + timedelta(seconds=30))]
     assert (first, second) == (placed[:2], placed[2:])
+
+
+def test_the_simulator_accepts_a_request_signed_by_hand_per_the_documented_algorithm(
+    shop: str, http: httpx.Client
+) -> None:
+    # Independent of the adapter's signer: §4.1 written out (secret-wrapped base, body appended, hex).
+    path = "/product/202309/products/search"
+    query = {"app_key": "app_key", "timestamp": str(int(time.time())), "shop_cipher": "ROW_abc", "page_size": "10"}
+    body = '{"status":"ACTIVATE"}'
+    base = path + "".join(key + query[key] for key in sorted(query)) + body
+    query["sign"] = hmac.new(b"app_secret", f"app_secret{base}app_secret".encode(), hashlib.sha256).hexdigest()
+    headers = {"x-tts-access-token": "seller-token", "content-type": "application/json"}
+    answer = http.post(shop + path, params=query, content=body, headers=headers).json()
+    assert answer["code"] == 0
+    assert {sku["seller_sku"] for sku in answer["data"]["products"][0]["skus"]} == {"TEE-S", "TEE-M"}
+    tampered = http.post(shop + path, params=query, content=body.replace("ACTIVATE", "DRAFT"), headers=headers)
+    assert tampered.json()["message"] == "Invalid signature"
