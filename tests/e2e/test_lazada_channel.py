@@ -271,3 +271,12 @@ def test_the_simulator_accepts_a_request_signed_by_hand_per_the_documented_algor
     assert {sku["SellerSku"] for sku in answer["data"]["products"][0]["skus"]} == {"TEE-S", "TEE-M"}
     params["limit"] = "11"  # any change after signing breaks the signature
     assert http.get(shop + "/rest/products/get", params=params).json()["code"] == "IncompleteSignature"
+
+
+def test_shipped_units_leave_the_total_and_cancelled_ones_return_to_sellable(shop: str, http: httpx.Client) -> None:
+    shipped = place(http, shop, lines=[{"seller_sku": "TEE-S", "quantity": 3}])
+    cancelled = place(http, shop, lines=[{"seller_sku": "TEE-S", "quantity": 2}])
+    assert control(http, shop, "GET", "/_sim/stock")["TEE-S"] == {"quantity": 20, "locked": 5, "sellable": 15}
+    control(http, shop, "POST", f"/_sim/orders/{shipped}/status", {"status": "shipped"})
+    adapter_for(shop, http).cancel_order(cancelled, reason="Out of stock")
+    assert control(http, shop, "GET", "/_sim/stock")["TEE-S"] == {"quantity": 17, "locked": 0, "sellable": 17}

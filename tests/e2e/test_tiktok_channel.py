@@ -104,8 +104,8 @@ def test_stock_update_sends_one_call_per_product_with_the_default_warehouse(shop
     calls = control(http, shop, "GET", "/_sim/calls")
     assert [call["skus"] for call in calls] == [2]
     stock = control(http, shop, "GET", "/_sim/stock")
-    assert stock["TEE-S"] == {"quantity": 7, "locked": 2}
-    assert stock["TEE-M"] == {"quantity": 9, "locked": 0}
+    assert stock["TEE-S"] == {"quantity": 7, "locked": 2, "sellable": 5}
+    assert stock["TEE-M"] == {"quantity": 9, "locked": 0, "sellable": 9}
 
 
 def test_stock_update_for_an_unknown_product_is_permanent(shop: str, http: httpx.Client) -> None:
@@ -273,3 +273,18 @@ def test_the_simulator_accepts_a_request_signed_by_hand_per_the_documented_algor
     assert {sku["seller_sku"] for sku in answer["data"]["products"][0]["skus"]} == {"TEE-S", "TEE-M"}
     tampered = http.post(shop + path, params=query, content=body.replace("ACTIVATE", "DRAFT"), headers=headers)
     assert tampered.json()["message"] == "Invalid signature"
+
+
+def test_collected_units_leave_the_total_and_cancelled_ones_return(shop: str, http: httpx.Client) -> None:
+    shipped = place(http, shop, lines=[{"seller_sku": "TEE-S", "quantity": 3}])
+    cancelled = place(http, shop, lines=[{"seller_sku": "TEE-S", "quantity": 2}])
+    adapter = adapter_for(shop, http)
+    adapter.confirm_shipment(ShipmentNotice(external_order_id=shipped, line_ids=(), carrier="J&T", tracking_number="-"))
+    assert control(http, shop, "GET", "/_sim/stock")["TEE-S"] == {
+        "quantity": 20,
+        "locked": 5,
+        "sellable": 15,
+    }  # awaiting collection
+    control(http, shop, "POST", f"/_sim/orders/{shipped}/status", {"status": "IN_TRANSIT"})
+    adapter.cancel_order(cancelled, reason="Out of stock")
+    assert control(http, shop, "GET", "/_sim/stock")["TEE-S"] == {"quantity": 17, "locked": 0, "sellable": 17}

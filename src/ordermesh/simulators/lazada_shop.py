@@ -181,6 +181,8 @@ class LazadaShop:
     ) -> None:
         now = when or datetime.now(UTC)
         for item in items:
+            if item["status"] in OPEN_STATUSES and status not in OPEN_STATUSES and status != "canceled":
+                self.skus[item["sku"]]["quantity"] -= 1  # the unit left the warehouse: no longer locked, gone
             item["status"] = status
             item["updated_at"] = item_time(now)
         order["updated_at"] = seller_time(now)

@@ -18,7 +18,8 @@ PROVIDERS = [
     {"id": "7129736293314594561", "name": "Giao Hang Nhanh"},
     {"id": "7129736293314594562", "name": "Giao Hang Tiet Kiem"},
 ]
-OPEN_STATUSES = {"UNPAID", "ON_HOLD", "AWAITING_SHIPMENT"}
+OPEN_STATUSES = {"UNPAID", "ON_HOLD", "AWAITING_SHIPMENT"}  # the seller may still cancel
+LOCKING_STATUSES = OPEN_STATUSES | {"AWAITING_COLLECTION"}  # units held for the order until the carrier has them
 UNSCOPED = ("/authorization/", "/seller/")
 
 
@@ -46,17 +47,22 @@ class TikTokShop:
         return sum(
             1
             for order in self.orders.values()
-            if order["status"] in OPEN_STATUSES
+            if order["status"] in LOCKING_STATUSES
             for line in order["line_items"]
             if line["seller_sku"] == seller_sku and line["display_status"] != "CANCELLED"
         )
 
     def stock(self) -> dict[str, dict[str, int]]:
         with self.lock:
-            return {
-                seller_sku: {"quantity": sku["quantity"], "locked": self.locked(seller_sku)}
-                for seller_sku, sku in self.skus.items()
-            }
+            result = {}
+            for seller_sku, sku in self.skus.items():
+                locked = self.locked(seller_sku)
+                result[seller_sku] = {
+                    "quantity": sku["quantity"],
+                    "locked": locked,
+                    "sellable": max(sku["quantity"] - locked, 0),
+                }
+            return result
 
     def add_product(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -171,6 +177,10 @@ class TikTokShop:
             return json.loads(json.dumps(order))
 
     def set_status(self, order: dict[str, Any], status: str, when: int | None = None) -> None:
+        if order["status"] in LOCKING_STATUSES and status not in LOCKING_STATUSES and status != "CANCELLED":
+            for line in order["line_items"]:
+                if line["display_status"] != "CANCELLED":
+                    self.skus[line["seller_sku"]]["quantity"] -= 1  # the unit left the warehouse
         order["status"] = status
         order["update_time"] = when or max(int(time.time()), int(order["update_time"]))
         display = {
