@@ -280,3 +280,17 @@ def test_shipped_units_leave_the_total_and_cancelled_ones_return_to_sellable(sho
     control(http, shop, "POST", f"/_sim/orders/{shipped}/status", {"status": "shipped"})
     adapter_for(shop, http).cancel_order(cancelled, reason="Out of stock")
     assert control(http, shop, "GET", "/_sim/stock")["TEE-S"] == {"quantity": 17, "locked": 0, "sellable": 17}
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [("/_sim/orders", {"lines": [{"seller_sku": "TEE-S", "quantity": "many"}]}), ("/_sim/products", {"skus": [{}]})],
+)
+def test_malformed_control_input_is_a_422_and_changes_nothing(
+    shop: str, http: httpx.Client, path: str, payload: object
+) -> None:
+    before = control(http, shop, "GET", "/_sim/stock")
+    response = http.post(shop + path, json=payload)
+    assert response.status_code == 422
+    assert "invalid request" in response.json()["message"]
+    assert control(http, shop, "GET", "/_sim/stock") == before

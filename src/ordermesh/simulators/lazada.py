@@ -111,6 +111,14 @@ def create_app(
             return error(LazadaError("InvalidParameter", str(exc)))
         return JSONResponse({"code": "0", "request_id": uuid.uuid4().hex, **data})
 
+    @app.exception_handler(AttributeError)
+    @app.exception_handler(KeyError)
+    @app.exception_handler(TypeError)
+    @app.exception_handler(ValueError)
+    async def bad_control_input(request: Request, exc: Exception) -> JSONResponse:
+        """Malformed control-API input (the platform paths answer their own envelopes) is a 422, not a 500."""
+        return JSONResponse({"message": f"invalid request: {exc!r}"}, status_code=422)
+
     @app.post("/_sim/products")
     async def add_product(request: Request) -> dict[str, Any]:
         return shop.add_product(await request.json())
