@@ -294,3 +294,9 @@ def test_malformed_control_input_is_a_422_and_changes_nothing(
     assert response.status_code == 422
     assert "invalid request" in response.json()["message"]
     assert control(http, shop, "GET", "/_sim/stock") == before
+
+
+def test_an_unknown_order_id_is_left_out_of_a_batch_read(shop: str, http: httpx.Client) -> None:
+    order_id = place(http, shop)
+    fetched = adapter_for(shop, http).fetch_orders(["999", order_id])
+    assert [order.external_id for order in fetched] == [order_id]

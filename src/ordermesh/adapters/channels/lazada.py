@@ -60,6 +60,16 @@ _CANCEL_REQUESTED = {"CANCEL_INIT", "REQUEST_INITIATE"}
 _CANCEL_DECIDED = {"AGREE_CANCEL_ORDER", "REJECT_CANCEL_ORDER", "REQUEST_REJECT", "REQUEST_CANCEL"}
 _TRANSIENT_CODES = {"ApiCallLimit", "AppCallLimit", "ServiceTimeout", "ServiceUnavailable", "InternalError"}
 
+_UNKNOWN_ORDER_CODES = {"16", "E016", "InvalidOrderId"}  # "E016: Invalid Order ID" in the vendor samples
+
+
+class LazadaApiError(PermanentDeliveryError):
+    """An ``ISV`` error envelope: the request itself is wrong and repeating it will not help."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 def signing_path(api_path: str) -> str:
     """The path Lazada signs: the API path without the ``/rest`` gateway prefix (``/rest/order/get`` → ``/order/get``).
@@ -165,7 +175,7 @@ class LazadaAdapter:
             message = f"lazada {api_path}: {code} ({body.get('type', '')}) {body.get('message', '')}".strip()
             if code in _TRANSIENT_CODES or str(body.get("type", "")).upper() in {"ISP", "SYSTEM"}:
                 raise TransientDeliveryError(message)
-            raise PermanentDeliveryError(message)
+            raise LazadaApiError(message, code=code)
         return body
 
     # -- pushes -------------------------------------------------------------------------------------------------
@@ -232,7 +242,12 @@ class LazadaAdapter:
         ids = list(dict.fromkeys(str(i) for i in external_ids))
         orders = []
         for order_id in ids:
-            body = self.request("GET", "/order/get", {"order_id": order_id})
+            try:
+                body = self.request("GET", "/order/get", {"order_id": order_id})
+            except LazadaApiError as error:
+                if error.code in _UNKNOWN_ORDER_CODES:
+                    continue  # like the other platforms' batch reads: an unknown id is simply absent
+                raise
             if body.get("data"):
                 orders.append(body["data"])
         items = self._items_by_order([str(order.get("order_id")) for order in orders])
