@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from ordermesh.adapters.secrets import ConfigurationError, SecretBox
 from ordermesh.adapters.store.db import make_engine, make_session_factories
 from ordermesh.config import Settings, get_settings
+from ordermesh.services import carrier_webhooks
 from ordermesh.services.inbox import Processor
 from ordermesh.services.jobs import Job
 from ordermesh.services.outbox import Envelope, Handler
@@ -88,4 +89,5 @@ def bootstrap(settings: Settings | None = None, *, handlers: Mapping[str, Handle
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     app = Application(settings=settings, engine=engine, handlers=dict(handlers or {}))
     # Each integration area registers its outbox subscribers, inbox processors and periodic jobs here.
-    return app  # noqa: RET504  (integration areas add their wire(app) calls above)
+    carrier_webhooks.wire(app)
+    return app

@@ -58,13 +58,17 @@ def test_ghn_create_sends_token_shop_and_client_order_code_and_maps_the_answer()
 
     request = seen[0]
     assert request.url.path == "/shiip/public-api/v2/shipping-order/create"
-    assert request.headers["Token"] == "t0k" and request.headers["ShopId"] == "1001"
+    assert request.headers["Token"] == "t0k"
+    assert request.headers["ShopId"] == "1001"
     body = json.loads(request.content)
     assert body["client_order_code"] == "OM7-42"
     assert body["required_note"] == "CHOTHUHANG"
-    assert body["cod_amount"] == 150000 and body["insurance_value"] == 150000
-    assert body["payment_type_id"] == 1 and body["service_type_id"] == 2
-    assert body["to_ward_name"] == "Phuong Tran Hung Dao" and body["to_district_name"] == "Hoan Kiem"
+    assert body["cod_amount"] == 150000
+    assert body["insurance_value"] == 150000
+    assert body["payment_type_id"] == 1
+    assert body["service_type_id"] == 2
+    assert body["to_ward_name"] == "Phuong Tran Hung Dao"
+    assert body["to_district_name"] == "Hoan Kiem"
     assert booking.tracking_number == "FFFNL9HH"
     assert booking.fee == Decimal(33000)
     assert booking.expected_delivery_at == datetime(2026, 11, 30, 16, 59, 59, tzinfo=UTC)
@@ -96,16 +100,20 @@ def test_ghn_create_refused_for_a_new_code_is_permanent() -> None:
 def test_ghn_webhook_maps_status_and_keeps_raw() -> None:
     adapter = ghn.GhnAdapter("https://ghn.test", {"token": "t", "shop_id": "1"}, client(lambda r: httpx.Response(500)))
     [update] = adapter.parse_webhook(headers={}, body=fixture("ghn_webhook_switch_status.json"))
-    assert update.tracking_number == "FFFNL9HH" and update.reference == "OM7-42"
-    assert update.state is CarrierState.DELIVERED and update.raw_status == "delivered"
+    assert update.tracking_number == "FFFNL9HH"
+    assert update.reference == "OM7-42"
+    assert update.state is CarrierState.DELIVERED
+    assert update.raw_status == "delivered"
     assert update.event_time == datetime(2026, 11, 29, 9, 12, tzinfo=UTC)
-    assert update.cod_collected == Decimal(150000) and not update.cod_reconciled
+    assert update.cod_collected == Decimal(150000)
+    assert not update.cod_reconciled
 
 
 def test_ghn_cod_update_is_a_fact_not_a_state() -> None:
     adapter = ghn.GhnAdapter("https://ghn.test", {"token": "t", "shop_id": "1"}, client(lambda r: httpx.Response(500)))
     [update] = adapter.parse_webhook(headers={}, body=fixture("ghn_webhook_update_cod.json"))
-    assert update.state is None and update.cod_reconciled
+    assert update.state is None
+    assert update.cod_reconciled
 
 
 def test_ghn_webhook_secret_must_match() -> None:
@@ -150,14 +158,17 @@ def test_ghtk_create_sends_token_and_client_source_and_maps_the_answer() -> None
     adapter = ghtk.GhtkAdapter("https://services.ghtklab.test", {"token": "gt", "client_source": "S1"}, client(handler))
     booking = adapter.book(PARCEL)
     request = seen[0]
-    assert request.url.path == "/services/shipment/order/" and request.url.params["ver"] == "1.5"
-    assert request.headers["Token"] == "gt" and request.headers["X-Client-Source"] == "S1"
+    assert request.url.path == "/services/shipment/order/"
+    assert request.url.params["ver"] == "1.5"
+    assert request.headers["Token"] == "gt"
+    assert request.headers["X-Client-Source"] == "S1"
     body = json.loads(request.content)
-    assert (
-        body["order"]["id"] == "OM7-42" and body["order"]["pick_money"] == 150000 and body["order"]["value"] == 150000
-    )
+    assert body["order"]["id"] == "OM7-42"
+    assert body["order"]["pick_money"] == 150000
+    assert body["order"]["value"] == 150000
     assert body["products"][0]["weight"] == 0.7  # kg
-    assert booking.tracking_number == "S1.A1.17373471" and booking.fee == Decimal(30400)
+    assert booking.tracking_number == "S1.A1.17373471"
+    assert booking.fee == Decimal(30400)
 
 
 def test_ghtk_order_id_exist_returns_the_first_booking() -> None:
@@ -179,11 +190,13 @@ def test_ghtk_form_webhook_delivered_and_shipper_report() -> None:
     )
     form = {"content-type": "application/x-www-form-urlencoded"}
     [delivered] = adapter.parse_webhook(headers=form, body=fixture("ghtk_webhook_delivered.form"))
-    assert delivered.state is CarrierState.DELIVERED and delivered.raw_status == "5"
+    assert delivered.state is CarrierState.DELIVERED
+    assert delivered.raw_status == "5"
     assert delivered.event_time == datetime(2026, 11, 29, 8, 30, tzinfo=UTC)
     assert delivered.cod_collected == Decimal(150000)
     [report] = adapter.parse_webhook(headers=form, body=fixture("ghtk_webhook_shipper_report.form"))
-    assert report.state is None and report.raw_status == "45"
+    assert report.state is None
+    assert report.raw_status == "45"
     assert adapter.verify_webhook(query={"hash": "h"}, headers={}, body=b"", secret="h")
     assert not adapter.verify_webhook(query={"hash": "x"}, headers={}, body=b"", secret="h")
 
@@ -195,7 +208,9 @@ def test_ghtk_detail_maps_the_status_api() -> None:
         client(lambda r: httpx.Response(200, content=fixture("ghtk_status_response.json"))),
     )
     detail = adapter.detail("S1.A1.17373471", "OM7-42")
-    assert detail is not None and detail.state is CarrierState.DELIVERED and not detail.cod_reconciled
+    assert detail is not None
+    assert detail.state is CarrierState.DELIVERED
+    assert not detail.cod_reconciled
 
 
 @pytest.mark.parametrize(
@@ -304,7 +319,8 @@ def test_ninjavan_create_body_uses_our_reference_as_requested_tracking_number() 
         "https://nv.test/vn", NV_CREDENTIALS, client(lambda r: httpx.Response(500))
     ).create_body(PARCEL)
     assert body["requested_tracking_number"] == "OM7-42"
-    assert body["service_type"] == "Parcel" and body["service_level"] == "Standard"
+    assert body["service_type"] == "Parcel"
+    assert body["service_level"] == "Standard"
     assert body["parcel_job"]["cash_on_delivery"] == 150000.0
     assert body["parcel_job"]["pickup_timeslot"]["start_time"] == "09:00"
     assert body["reference"] == {"merchant_order_number": "ext-1"}
@@ -325,14 +341,16 @@ def test_ninjavan_signature_matches_the_published_vector_and_rejects_forgeries()
     assert not adapter.verify_webhook(query={}, headers=good, body=body + b" ", secret="")
     assert not adapter.verify_webhook(query={}, headers={}, body=body, secret="")
     [update] = adapter.parse_webhook(headers=good, body=body)
-    assert update.state is CarrierState.DELIVERED and update.tracking_number == "NVSGTEST000001"
+    assert update.state is CarrierState.DELIVERED
+    assert update.tracking_number == "NVSGTEST000001"
     assert update.event_time == datetime(2024, 1, 1, 2, 0, tzinfo=UTC)
 
 
 def test_ninjavan_rts_leg_means_returning_whatever_the_event() -> None:
     adapter = ninjavan.NinjaVanAdapter("https://nv.test/vn", NV_CREDENTIALS, client(lambda r: httpx.Response(500)))
     [update] = adapter.parse_webhook(headers={}, body=fixture("ninjavan_webhook_rts.json"))
-    assert update.state is CarrierState.RETURNING and update.reference == "OM7-42"
+    assert update.state is CarrierState.RETURNING
+    assert update.reference == "OM7-42"
 
 
 @pytest.mark.parametrize(

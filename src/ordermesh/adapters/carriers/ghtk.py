@@ -138,21 +138,22 @@ class GhtkAdapter:
         }
 
     def quote(self, parcel: Parcel) -> list[Quote]:
-        params = {
+        transport = "fly" if (parcel.service or "").lower() == "fly" else "road"
+        params: dict[str, str | int] = {
             "pick_province": parcel.sender.province or "",
             "pick_district": parcel.sender.district or "",
             "province": parcel.recipient.province or "",
             "district": parcel.recipient.district or "",
             "weight": max(1, parcel.weight_grams),
             "value": int(parcel.declared_value),
-            "transport": "fly" if (parcel.service or "").lower() == "fly" else "road",
+            "transport": transport,
             "deliver_option": "none",
         }
         envelope = self._request("GET", "/services/shipment/fee", params=params)
         fee = envelope.get("fee") or {}
         if not fee.get("delivery", True):
             return []
-        return [Quote(service=params["transport"], fee=Decimal(int(fee.get("fee", 0))))]
+        return [Quote(service=transport, fee=Decimal(int(fee.get("fee", 0))))]
 
     def book(self, parcel: Parcel) -> Booking:
         try:

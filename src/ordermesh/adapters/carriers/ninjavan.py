@@ -282,7 +282,9 @@ class NinjaVanAdapter:
 
     def verify_webhook(self, *, query: Mapping[str, str], headers: Mapping[str, str], body: bytes, secret: str) -> bool:
         given = header(headers, SIGNATURE_HEADER)
-        return bool(given) and hmac.compare_digest(given.encode(), signature(self.client_secret, body).encode())
+        if not given:
+            return False
+        return hmac.compare_digest(given.encode(), signature(self.client_secret, body).encode())
 
     def parse_webhook(self, *, headers: Mapping[str, str], body: bytes) -> list[TrackingUpdate]:
         payload = json.loads(body)

@@ -1,7 +1,7 @@
 """carriers
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-27 04:58:07.053826
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import ordermesh.adapters.store.types
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"  # main's inbox migration; the lead re-chains on merge
 branch_labels = None
 depends_on = None
 
