@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -51,10 +52,16 @@ def create_app(
     push_url: str | None = None,
     zones: Mapping[str, Mapping[str, int]] | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="GHN simulator")
     faults = Faults()
-    install_faults(app, faults)
     pusher = PushSender(faults)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pusher.close()
+
+    app = FastAPI(title="GHN simulator", lifespan=lifespan)
+    install_faults(app, faults)
     book = p.ParcelBook("GHN")
     table = p.ZoneTable(zones or p.DEFAULT_ZONES)
     control: dict[str, Any] = {"slow_create_seconds": 0.0, "push_url": push_url}

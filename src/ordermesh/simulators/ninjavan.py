@@ -12,7 +12,8 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -52,10 +53,16 @@ def create_app(
     zones: Mapping[str, Mapping[str, int]] | None = None,
     token_ttl_seconds: int = 43200,
 ) -> FastAPI:
-    app = FastAPI(title="Ninja Van simulator")
     faults = Faults()
-    install_faults(app, faults)
     pusher = PushSender(faults)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pusher.close()
+
+    app = FastAPI(title="Ninja Van simulator", lifespan=lifespan)
+    install_faults(app, faults)
     book = p.ParcelBook("NV")
     table = p.ZoneTable(zones or p.DEFAULT_ZONES)
     tokens: dict[str, float] = {}  # token -> expiry (time.time())
