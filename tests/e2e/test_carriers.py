@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from ordermesh.adapters.carriers.ninjavan import SIGNATURE_HEADER, signature
 from ordermesh.adapters.store.tables import OutboxMessage
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.api.app import create_app
-from ordermesh.services import carrier_accounts
+from ordermesh.services import carrier_accounts, carrier_quotes
 from ordermesh.simulators import ghn, ghtk, ninjavan
 from ordermesh.simulators.common import running
 from tests.e2e.conftest import ADDRESS, Api, assert_problem, order_body, row_counts, sqlite_only
@@ -353,3 +354,40 @@ def test_duplicate_and_out_of_order_webhooks_apply_once_and_never_move_back(
     picking = next(e for e in events if e["data"]["raw_status"] == "picking")
     assert picking["data"]["outcome"] == "not applied: older than the last applied event"
     assert booking(stocked, shipment_id)["carrier_status"] == "delivered"
+
+
+CHEAP_ZONES = {
+    "same_province": {"fee": 1000, "per_extra_500g": 0, "lead_days": 1},
+    "other": {"fee": 2000, "per_extra_500g": 0, "lead_days": 2},
+}
+
+
+def test_live_quotes_choose_the_carrier_and_rate_cards_stand_in_when_it_is_down(
+    stocked: Api, sims: ExitStack, ordermesh_url: str
+) -> None:
+    sim = ghtk.create_app(**GHTK_CREDENTIALS, zones=CHEAP_ZONES)
+    base = sims.enter_context(running(sim))
+    body = {"kind": "ghtk", "base_url": base, "credentials": GHTK_CREDENTIALS, "pickup_addresses": {"HN": PICKUP}}
+    assert stocked.put("/v1/carriers/ghtk", json=body).status_code == 201
+    refresh = lambda: carrier_quotes.refresh(stocked.app.uow, stocked.app.secrets)  # noqa: E731  (the periodic job)
+
+    # Down: no quote is cached, the order is still routed, priced by rate cards.
+    with httpx.Client(base_url=base) as control:
+        control.post("/_sim/faults", json={"fail": [{"status": 503, "count": 5, "path_prefix": "/services"}]})
+        down = stocked.create_order(order_body(shipping_address=BUYER))
+        assert refresh() == 0
+        stocked.drain()
+        plan = stocked.get(f"/v1/orders/{down['id']}/routing").json()["decisions"][0]["trace"]["plan"]
+        assert {s["priced_by"] for s in plan["shipments"]} == {"rate_card"}
+        carrier_quotes._paused.clear()  # the pause after a failure is over
+        control.post("/_sim/reset")
+
+    # Up: the carrier's own (cheaper) quote prices it, and routing picks it from HN, saying so.
+    order = stocked.create_order(order_body(shipping_address=BUYER))
+    assert refresh() == 1
+    stocked.drain()
+    decision = stocked.get(f"/v1/orders/{order['id']}/routing").json()["decisions"][0]
+    [shipment] = decision["trace"]["plan"]["shipments"]
+    assert (shipment["node_code"], shipment["carrier"], shipment["priced_by"]) == ("HN", "ghtk", "live_quote")
+    assert Decimal(shipment["cost"]) == 1000
+    assert refresh() == 0  # cached: a second pass asks nobody

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from ordermesh.adapters.store.tables_carriers import CarrierAccount, CarrierBooking
-from ordermesh.services import carrier_accounts, carrier_booking, carrier_tracking, inbox
+from ordermesh.services import carrier_accounts, carrier_booking, carrier_quotes, carrier_tracking, inbox
 
 if TYPE_CHECKING:
     from ordermesh.bootstrap import Application
@@ -118,3 +118,4 @@ def wire(app: Application) -> None:
     for kind in KINDS:
         app.on_inbox(kind, process(kind))
     app.every("carriers.labels", LABEL_RETRY_SECONDS, fetch_missing_labels)
+    app.every("carriers.quotes", carrier_quotes.REFRESH_SECONDS, lambda: carrier_quotes.refresh(app.uow, app.secrets))

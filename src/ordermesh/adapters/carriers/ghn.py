@@ -19,6 +19,7 @@ from ordermesh.adapters.carriers.base import (
     Booking,
     CarrierState,
     Inspection,
+    NotSupported,
     Parcel,
     ParcelDetail,
     Quote,
@@ -164,7 +165,9 @@ class GhnAdapter:
     # -- the contract ------------------------------------------------------------------------
     def quote(self, parcel: Parcel) -> list[Quote]:
         if parcel.recipient.district_id is None or not parcel.recipient.ward_code:
-            raise PermanentDeliveryError("GHN quotes need the destination's district id and ward code")
+            raise NotSupported(
+                "GHN quotes need the destination's district id and ward code (ghn_district_id, ghn_ward_code)"
+            )
         route = {
             "from_district_id": parcel.sender.district_id,
             "from_ward_code": parcel.sender.ward_code,

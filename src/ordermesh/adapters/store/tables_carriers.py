@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ordermesh.adapters.store.tables import Base, Id, _created, _id, _tenant
@@ -78,3 +78,27 @@ class CarrierBooking(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+
+
+class CarrierQuoteRecord(Base):
+    """A carrier's live quote for one (account, pickup location, destination, weight step), cached so
+    the allocator reads quotes in its transaction without calling anyone."""
+
+    __tablename__ = "carrier_quotes"
+    __table_args__ = (
+        UniqueConstraint("account_id", "location_id", "destination_key", "weight_step", "service"),
+        Index("ix_carrier_quotes_lookup", "tenant_id", "destination_key", "weight_step"),
+    )
+    id: Mapped[int] = _id()
+    tenant_id: Mapped[int] = _tenant()
+    account_id: Mapped[int] = mapped_column(Id, ForeignKey("carrier_accounts.id"), nullable=False)
+    location_id: Mapped[int] = mapped_column(Id, ForeignKey("locations.id"), nullable=False)
+    destination_key: Mapped[str] = mapped_column(String(300), nullable=False)
+    weight_step: Mapped[int] = mapped_column(Integer, nullable=False)  # started 500 g steps of the parcel
+    carrier: Mapped[str] = mapped_column(String(20), nullable=False)
+    service: Mapped[str] = mapped_column(String(40), nullable=False)
+    fee: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    lead_days: Mapped[int | None] = mapped_column(Integer)
+    fetched_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0003
-Create Date: 2026-11-27 04:58:07.053826
+Create Date: 2026-11-27 05:15:32.050508
 """
 
 from __future__ import annotations
@@ -49,6 +49,41 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "code", name=op.f("uq_carrier_accounts_tenant_id_code")),
         sa.UniqueConstraint("webhook_id", name=op.f("uq_carrier_accounts_webhook_id")),
     )
+    op.create_table(
+        "carrier_quotes",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("location_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("destination_key", sa.String(length=300), nullable=False),
+        sa.Column("weight_step", sa.Integer(), nullable=False),
+        sa.Column("carrier", sa.String(length=20), nullable=False),
+        sa.Column("service", sa.String(length=40), nullable=False),
+        sa.Column("fee", ordermesh.adapters.store.types.Money(precision=20, scale=4), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("lead_days", sa.Integer(), nullable=True),
+        sa.Column("fetched_at", ordermesh.adapters.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", ordermesh.adapters.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["carrier_accounts.id"], name=op.f("fk_carrier_quotes_account_id_carrier_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["location_id"], ["locations.id"], name=op.f("fk_carrier_quotes_location_id_locations")
+        ),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_carrier_quotes_tenant_id_tenants")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_carrier_quotes")),
+        sa.UniqueConstraint(
+            "account_id",
+            "location_id",
+            "destination_key",
+            "weight_step",
+            "service",
+            name=op.f("uq_carrier_quotes_account_id_location_id_destination_key_weight_step_service"),
+        ),
+    )
+    with op.batch_alter_table("carrier_quotes", schema=None) as batch_op:
+        batch_op.create_index("ix_carrier_quotes_lookup", ["tenant_id", "destination_key", "weight_step"], unique=False)
+
     op.create_table(
         "carrier_bookings",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
@@ -104,5 +139,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_carrier_bookings_cod")
 
     op.drop_table("carrier_bookings")
+    with op.batch_alter_table("carrier_quotes", schema=None) as batch_op:
+        batch_op.drop_index("ix_carrier_quotes_lookup")
+
+    op.drop_table("carrier_quotes")
     op.drop_table("carrier_accounts")
     # ### end Alembic commands ###
