@@ -18,10 +18,10 @@ from ordermesh.adapters.carriers.ninjavan import SIGNATURE_HEADER, signature
 from ordermesh.adapters.store.tables import OutboxMessage
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.api.app import create_app
-from ordermesh.services import carrier_accounts, carrier_quotes
+from ordermesh.services import carrier_accounts, carrier_quotes, tenants
 from ordermesh.simulators import ghn, ghtk, ninjavan
 from ordermesh.simulators.common import running
-from tests.e2e.conftest import ADDRESS, Api, assert_problem, order_body, row_counts, sqlite_only
+from tests.e2e.conftest import ADDRESS, Api, assert_problem, new_key, order_body, row_counts, sqlite_only
 
 PICKUP = {
     "name": "Kho Ha Noi",
@@ -391,3 +391,43 @@ def test_live_quotes_choose_the_carrier_and_rate_cards_stand_in_when_it_is_down(
     assert (shipment["node_code"], shipment["carrier"], shipment["priced_by"]) == ("HN", "ghtk", "live_quote")
     assert Decimal(shipment["cost"]) == 1000
     assert refresh() == 0  # cached: a second pass asks nobody
+
+
+def test_cancel_after_an_unreported_pickup_becomes_a_return_request(
+    stocked: Api, sims: ExitStack, ordermesh_url: str
+) -> None:
+    carrier = connect(stocked, sims, ordermesh_url, "ghn")
+    order_id, shipment_id = released_shipment(stocked, carrier)
+    tracking = booking(stocked, shipment_id)["tracking_number"]
+    carrier.http.post("/_sim/faults", json={"push": {"drop": 10}}).raise_for_status()
+    carrier.advance(steps=3, order_code=tracking)  # collected, but the webhooks are lost
+    assert stocked.post(f"/v1/orders/{order_id}/cancel", json={"reason": "customer"}).status_code == 200
+    stocked.drain()
+    assert booking(stocked, shipment_id)["status"] == "return_requested"
+    parcel = carrier.http.get("/_sim/orders").json()["orders"][0]
+    assert parcel["status"] == "returning"
+
+
+def test_operator_return_request_where_the_carrier_offers_one(
+    stocked: Api, sims: ExitStack, ordermesh_url: str
+) -> None:
+    ghn_carrier = connect(stocked, sims, ordermesh_url, "ghn")
+    _, shipment_id = released_shipment(stocked, ghn_carrier)
+    too_early = stocked.post(f"/v1/shipments/{shipment_id}/return-to-sender")
+    assert_problem(too_early, 409, "illegal_transition")
+    ghn_carrier.advance(steps=3, order_code=booking(stocked, shipment_id)["tracking_number"])
+    requested = stocked.post(f"/v1/shipments/{shipment_id}/return-to-sender")
+    assert requested.status_code == 200, requested.text
+    assert requested.json()["status"] == "return_requested"
+    ghn_carrier.sim.state.pusher.flush(10)
+    assert booking(stocked, shipment_id)["carrier_status"] == "returning"  # GHN's own webhook followed
+
+
+@sqlite_only
+def test_only_admins_see_the_webhook_secret(api: Api, tenant: tenants.NewTenant) -> None:
+    body = {"kind": "ghtk", "base_url": "https://ghtk.test", "credentials": GHTK_CREDENTIALS}
+    secret_url = api.put("/v1/carriers/ghtk", json=body).json()["webhook_url"]
+    assert "?hash=" in secret_url
+    viewer = api.as_key(new_key(api.app, tenant, "viewer"))
+    assert viewer.get("/v1/carriers/ghtk").json()["webhook_url"] == secret_url.split("?")[0]
+    assert viewer.get("/v1/carriers").json()[0]["webhook_url"] == secret_url.split("?")[0]

@@ -149,7 +149,8 @@ def put_account(uow: UnitOfWork, caller: Caller, box: Box, code: str, spec: Acco
         return view, created
 
 
-def public(account: CarrierAccount) -> dict[str, Any]:
+def public(account: CarrierAccount, *, reveal_webhook_secret: bool = True) -> dict[str, Any]:
+    """The account as the API shows it: never its credentials; the webhook URL's secret only to admins."""
     return {
         "code": account.code,
         "kind": account.kind,
@@ -158,7 +159,7 @@ def public(account: CarrierAccount) -> dict[str, Any]:
         "service_levels": list(account.service_levels),
         "pickup_addresses": dict(account.pickup_addresses),
         "active": account.active,
-        "webhook_url": webhook_path(account),
+        "webhook_url": webhook_path(account) if reveal_webhook_secret else webhook_path(account).split("?")[0],
         "created_at": account.created_at,
         "updated_at": account.updated_at,
     }
@@ -171,12 +172,16 @@ def webhook_path(account: CarrierAccount) -> str:
     return f"{path}?{parameter}={account.webhook_secret}" if parameter else path
 
 
+def _reveals(caller: Caller) -> bool:
+    return caller.role == "admin"
+
+
 def list_accounts(uow: UnitOfWork, caller: Caller) -> list[dict[str, Any]]:
     with uow:
         accounts = uow.session.scalars(
             select(CarrierAccount).where(CarrierAccount.tenant_id == caller.tenant_id).order_by(CarrierAccount.code)
         ).all()
-        return [public(account) for account in accounts]
+        return [public(account, reveal_webhook_secret=_reveals(caller)) for account in accounts]
 
 
 def load(uow: UnitOfWork, caller: Caller, code: str) -> CarrierAccount:
@@ -190,7 +195,7 @@ def load(uow: UnitOfWork, caller: Caller, code: str) -> CarrierAccount:
 
 def get_account(uow: UnitOfWork, caller: Caller, code: str) -> dict[str, Any]:
     with uow:
-        return public(load(uow, caller, code))
+        return public(load(uow, caller, code), reveal_webhook_secret=_reveals(caller))
 
 
 def adapter(account: CarrierAccount, box: Box, client: httpx.Client | None = None) -> CarrierAdapter:

@@ -31,7 +31,7 @@ from ordermesh.adapters.store.locks import lock_order
 from ordermesh.adapters.store.tables import Allocation, Location, Order, OrderLine, RoutingDecisionRecord, Shipment, Sku
 from ordermesh.adapters.store.tables_carriers import CarrierAccount, CarrierBooking
 from ordermesh.adapters.store.types import utcnow
-from ordermesh.domain.errors import NotFound
+from ordermesh.domain.errors import Conflict, IllegalTransition, NotFound
 from ordermesh.domain.lifecycle import ShipmentStatus
 from ordermesh.services import carrier_accounts, order_history
 from ordermesh.services.carrier_accounts import Box
@@ -358,7 +358,18 @@ def withdraw_cancelled(uow_factory: Any, box: Box, tenant_id: int, order_id: int
             except NotSupported as unsupported:
                 outcome, note = BOOKED, f"parcel already collected and {unsupported}"
         else:
-            adapter.cancel(tracking, reference)
+            try:
+                adapter.cancel(tracking, reference)
+            except PermanentDeliveryError:
+                # Refused: perhaps collected before we heard of it. Then it becomes a return request.
+                detail = adapter.detail(tracking, reference) if adapter.has_detail_api else None
+                if detail is None or detail.state not in HANDED_OVER_STATES:
+                    raise
+                try:
+                    adapter.return_to_sender(tracking, reference)
+                    outcome, note = RETURN_REQUESTED, "collected before the cancellation: return to sender requested"
+                except NotSupported as unsupported:
+                    outcome, note = BOOKED, f"collected before the cancellation and {unsupported}"
         withdrawn.append(_record_withdrawal(uow_factory(), booking_id, outcome, note))
     return [shipment_id for shipment_id in withdrawn if shipment_id]
 
@@ -385,6 +396,39 @@ def _record_withdrawal(uow: UnitOfWork, booking_id: int, outcome: str, note: str
         )
         uow.commit()
         return booking.shipment_id if outcome != BOOKED else 0
+
+
+def request_return(uow_factory: Any, box: Box, caller: Caller, shipment_id: int) -> dict[str, Any]:
+    """An operator asks the carrier to bring a collected parcel back (where the carrier offers it)."""
+    with uow_factory() as uow:
+        row = uow.session.execute(
+            select(CarrierBooking, CarrierAccount)
+            .join(CarrierAccount, CarrierAccount.id == CarrierBooking.account_id)
+            .where(CarrierBooking.tenant_id == caller.tenant_id, CarrierBooking.shipment_id == shipment_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"shipment {shipment_id} has no carrier booking", code="booking_not_found")
+        booking, account = row
+        if booking.status != BOOKED or booking.carrier_status not in {s.value for s in HANDED_OVER_STATES}:
+            raise IllegalTransition(
+                booking.carrier_status or booking.status, "return_requested", subject="shipment", subject_id=shipment_id
+            )
+        if booking.carrier_status in {CarrierState.DELIVERED.value, CarrierState.RETURNED.value}:
+            raise IllegalTransition(
+                booking.carrier_status, "return_requested", subject="shipment", subject_id=shipment_id
+            )
+        adapter, tracking, reference, booking_id = (
+            carrier_accounts.adapter(account, box),
+            booking.tracking_number or "",
+            booking.reference,
+            booking.id,
+        )
+    try:
+        adapter.return_to_sender(tracking, reference)
+    except NotSupported as unsupported:
+        raise Conflict(str(unsupported), code="return_not_supported") from None
+    _record_withdrawal(uow_factory(), booking_id, RETURN_REQUESTED, f"return to sender requested by {caller.actor}")
+    return get_booking(uow_factory(), caller, shipment_id)
 
 
 def label_of(uow: UnitOfWork, caller: Caller, shipment_id: int) -> tuple[bytes, str]:

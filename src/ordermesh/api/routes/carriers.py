@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ordermesh.api.deps import Administrator, AppDep, IdPath, Reader
+from ordermesh.api.deps import Administrator, AppDep, IdPath, OrderManager, Reader
 from ordermesh.domain.errors import InvalidInput, NotFound, Unauthenticated
 from ordermesh.services import carrier_accounts, carrier_booking, carrier_health, carrier_tracking, carrier_webhooks
 
@@ -68,6 +68,13 @@ def carrier_health_view(code: str, app: AppDep, caller: Reader) -> Any:
 def get_booking(shipment_id: IdPath, app: AppDep, caller: Reader) -> Any:
     """The shipment's carrier booking: tracking, fee, expected delivery, carrier state, COD."""
     return carrier_booking.get_booking(app.read_uow(), caller, shipment_id)
+
+
+@router.post("/v1/shipments/{shipment_id}/return-to-sender", tags=["shipments"])
+def return_to_sender(shipment_id: IdPath, app: AppDep, caller: OrderManager) -> Any:
+    """Ask the carrier to bring a collected, undelivered parcel back (GHN; 409 where the carrier's API
+    offers no such request)."""
+    return carrier_booking.request_return(app.uow, app.secrets, caller, shipment_id)
 
 
 @router.get("/v1/shipments/{shipment_id}/label", tags=["shipments"], response_class=Response)
