@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from ordermesh.adapters.secrets import ConfigurationError, SecretBox
 from ordermesh.adapters.store.db import make_engine, make_session_factories
 from ordermesh.config import Settings, get_settings
-from ordermesh.services import channel_sync
+from ordermesh.services import carrier_webhooks, channel_sync
 from ordermesh.services.inbox import Processor
 from ordermesh.services.jobs import Job
 from ordermesh.services.outbox import Envelope, Handler
@@ -90,4 +90,5 @@ def bootstrap(settings: Settings | None = None, *, handlers: Mapping[str, Handle
     app = Application(settings=settings, engine=engine, handlers=dict(handlers or {}))
     # Each integration area registers its outbox subscribers, inbox processors and periodic jobs here.
     channel_sync.wire(app)
+    carrier_webhooks.wire(app)
     return app

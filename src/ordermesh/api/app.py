@@ -15,7 +15,7 @@ from sqlalchemy import text
 from ordermesh import __version__
 from ordermesh.api import errors
 from ordermesh.api.deps import get_caller
-from ordermesh.api.routes import catalog, channels, events, inventory, orders, routing
+from ordermesh.api.routes import carriers, catalog, channels, events, inventory, orders, routing
 from ordermesh.bootstrap import Application, bootstrap
 from ordermesh.services import catalog as catalog_service
 from ordermesh.services import events as events_service
@@ -114,7 +114,7 @@ def create_app(application: Application | None = None, *, run_workers: bool = Tr
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (orders, inventory, catalog, events, routing):
+    for module in (orders, inventory, catalog, events, routing, carriers):
         app.include_router(module.router)
     app.include_router(channels.router)
     app.include_router(channels.webhooks)

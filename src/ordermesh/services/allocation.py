@@ -28,7 +28,7 @@ from ordermesh.adapters.store.tables import (
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.lifecycle import AWAITING_STOCK, IN_FULFILMENT, OrderStatus, status_after_allocation
 from ordermesh.domain.routing import Destination, LineDemand, RoutingRequest, decide
-from ordermesh.services import order_history
+from ordermesh.services import carrier_quotes, order_history
 from ordermesh.services.fulfilment import release_allocated, release_new_allocations
 from ordermesh.services.order_state import OrderState
 from ordermesh.services.routing_inputs import assigned_today, daily_sales, node_of
@@ -156,6 +156,7 @@ def _allocate_for_tenant(
     stock: dict[LevelKey, int] = {key: level_of(row).available for key, row in levels.items()}
     assigned = assigned_today(session, [loc for loc in locations if loc.active], now)
     sales = daily_sales(session, tenant_id, wanted_skus, now)
+    quotes = carrier_quotes.cached_for(session, tenant_id, orders, now)  # cached: no carrier is called here
     new_allocations: list[Allocation] = []
     for order in orders:
         lines = lines_by_order[order.id]
@@ -194,6 +195,7 @@ def _allocate_for_tenant(
                 daily_sales=sales,
                 assigned_today=assigned,
                 order_reference=f"order:{order.id}",
+                quotes=quotes.get(order.id, {}),
             ),
             profile,
             now=now,

@@ -52,12 +52,14 @@ from ordermesh.domain.routing.provinces import (
 )
 from ordermesh.domain.routing.rate_cards import (
     CarrierOption,
+    CarrierQuote,
     RateCard,
     RateCards,
     Zone,
     ZoneRate,
     load_default_rate_cards,
     rate_cards_from_dict,
+    with_quotes,
 )
 from ordermesh.domain.routing.request import RoutingRequest
 from ordermesh.domain.routing.scoring import Criterion, CriterionScores
@@ -72,6 +74,7 @@ __all__ = [
     "Assignment",
     "Candidate",
     "CarrierOption",
+    "CarrierQuote",
     "ConsideredPlan",
     "Criterion",
     "CriterionScores",
@@ -115,4 +118,5 @@ __all__ = [
     "provinces",
     "rate_cards_from_dict",
     "route_order",
+    "with_quotes",
 ]

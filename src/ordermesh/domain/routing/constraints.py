@@ -19,7 +19,15 @@ from ordermesh.domain.routing.calendar import handover_moment
 from ordermesh.domain.routing.model import LineDemand, Node
 from ordermesh.domain.routing.places import Place, locate
 from ordermesh.domain.routing.profile import RoutingProfile, SlaFallback
-from ordermesh.domain.routing.rate_cards import SECONDS_PER_DAY, CarrierOption, RateCard, RateCards, Zone
+from ordermesh.domain.routing.rate_cards import (
+    SECONDS_PER_DAY,
+    CarrierOption,
+    RateCard,
+    RateCards,
+    Zone,
+    carrier_options,
+    with_quotes,
+)
 from ordermesh.domain.routing.request import RoutingRequest
 from ordermesh.domain.routing.scoring import UNKNOWN_DISTANCE_TERM, load_term
 
@@ -205,10 +213,16 @@ def assess_nodes(
             detail = f"next handover {handover.isoformat()} is after ship-by {ship_by.isoformat()}"  # type: ignore[union-attr]
             excluded.append(Exclusion(node.id, node.code, ExclusionReason.SLA_BREACH, detail))
             continue
-        options = options_at.get((id(route), handover_ts))
-        if options is None:
-            options = rate_cards.options(zone, cards, handover, handover_ts, deliver_by, deliver_by_ts)
-            options_at[(id(route), handover_ts)] = options
+        quoted = request.quotes.get(node_id) if request.quotes else None
+        if quoted:  # this node's own live quotes, priced before the route's shared cards
+            cards = with_quotes(quoted, zone, cards)
+            options = carrier_options(cards, zone, handover, deliver_by)
+        else:
+            shared = options_at.get((id(route), handover_ts))
+            if shared is None:
+                shared = rate_cards.options(zone, cards, handover, handover_ts, deliver_by, deliver_by_ts)
+                options_at[(id(route), handover_ts)] = shared
+            options = shared
         if not options:
             detail = f"handover {handover.isoformat()} + carrier lead time misses {deliver_by.isoformat()}"  # type: ignore[union-attr]
             excluded.append(Exclusion(node.id, node.code, ExclusionReason.DELIVERY_PROMISE_BREACH, detail))

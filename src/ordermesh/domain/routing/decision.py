@@ -47,6 +47,7 @@ class Shipment:
     estimated_delivery_at: datetime  # node local time
     distance_km: float | None
     late: bool  # handed over after ship-by (only with the ROUTE_LATE fallback)
+    priced_by: str = "rate_card"  # "live_quote" when the carrier's own quote priced it
 
     @property
     def units(self) -> int:
@@ -70,6 +71,7 @@ class Shipment:
             "estimated_delivery_at": self.estimated_delivery_at.isoformat(),
             "distance_km": None if self.distance_km is None else round(self.distance_km, 3),
             "late": self.late,
+            "priced_by": self.priced_by,
         }
 
 
@@ -212,6 +214,8 @@ def _option_to_dict(option: CarrierOption, moments: dict[int, str]) -> dict[str,
         "service": option.card.service,
         "lead_days": option.rate.lead_days,
         "estimated_delivery_at": _isoformat(option.delivery_at, moments),
+        "priced_by": "live_quote" if option.card.quoted else "rate_card",
+        **({"quoted_fee": str(option.rate.first_500g)} if option.card.quoted else {}),
     }
 
 

@@ -91,6 +91,7 @@ def _plan(best: PlanOption | None, request: RoutingRequest) -> ShippingPlan:
                 estimated_delivery_at=option.delivery_at,
                 distance_km=part.candidate.distance_km,
                 late=part.candidate.late,
+                priced_by="live_quote" if option.card.quoted else "rate_card",
             )
         )
     if not best.complete:

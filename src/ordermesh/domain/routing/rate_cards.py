@@ -71,6 +71,7 @@ class RateCard:
     rates: Mapping[Zone, ZoneRate]
     working_weekdays: frozenset[int] = MONDAY_TO_SATURDAY  # days its lead time counts
     max_weight_grams: int | None = None
+    quoted: bool = False  # built from a carrier's live quote for one route, not from a tariff
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -181,6 +182,47 @@ class RateCards:
         if frozenset((origin.region, destination.region)) in pairs:
             return Zone.ADJACENT_REGION
         return Zone.FAR
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierQuote:
+    """A carrier's own price for one route and parcel, fetched (and cached) by the services layer.
+    ``lead_days``: working days from handover to delivery; None when the carrier quoted only a fee,
+    in which case its rate card's lead time for the zone is used."""
+
+    carrier: str
+    service: str
+    fee: Decimal
+    currency: str
+    lead_days: int | None = None
+
+
+def with_quotes(quotes: tuple[CarrierQuote, ...], zone: Zone, cards: tuple[RateCard, ...]) -> tuple[RateCard, ...]:
+    """The cards of a route with live quotes in front: a quoted carrier is priced by its quote (the
+    whole parcel's fee, whatever its weight); carriers without a quote keep their rate card (the
+    fallback when a carrier is slow or down). A quote without a lead time borrows its card's."""
+    by_carrier = {card.carrier: card for card in cards}
+    country = cards[0].country if cards else ""
+    built = []
+    for quote in quotes:
+        card = by_carrier.get(quote.carrier)
+        rate = card.rates.get(zone) if card else None
+        lead = quote.lead_days if quote.lead_days is not None else (rate.lead_days if rate else None)
+        if lead is None or quote.fee < 0:
+            continue
+        built.append(
+            RateCard(
+                carrier=quote.carrier,
+                service=quote.service,
+                country=card.country if card else country,
+                currency=quote.currency,
+                rates={zone: ZoneRate(quote.fee, Decimal(0), max(0, lead))},
+                working_weekdays=card.working_weekdays if card else MONDAY_TO_SATURDAY,
+                quoted=True,
+            )
+        )
+    priced = {card.carrier for card in built}
+    return tuple(built) + tuple(card for card in cards if card.carrier not in priced)
 
 
 class CarrierOption(NamedTuple):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from ordermesh.domain.errors import InvalidInput
 from ordermesh.domain.routing.model import DailySales, Destination, LineDemand, Node, Stock
-from ordermesh.domain.routing.rate_cards import RateCards
+from ordermesh.domain.routing.rate_cards import CarrierQuote, RateCards
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,8 @@ class RoutingRequest:
     assigned_today: Mapping[int, int] = field(default_factory=dict)
     rate_cards: RateCards | None = None  # None: the illustrative defaults shipped with ordermesh
     order_reference: str = ""  # shown in the trace
+    # Live carrier quotes per node id (fetched and cached by the services layer; never fetched here).
+    quotes: Mapping[int, tuple[CarrierQuote, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lines", tuple(self.lines))
