@@ -58,6 +58,12 @@ class OrderCreate(Strict):
     tags: list[Code] = Field(
         default_factory=list, max_length=20, description="labels that can select a routing profile"
     )
+    discount: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=20, decimal_places=4, description="order-level discount"
+    )
+    shipping_fee: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=20, decimal_places=4, description="what the buyer paid for shipping"
+    )
 
 
 class AllocationPublic(BaseModel):
