@@ -399,7 +399,9 @@ def _record_refund(
     session.add(cancellation)
     session.flush()
     if amount > 0:
-        refunds.record_credit(session, order, source="cancellation", source_id=cancellation.id, amount=amount, lines=lines)
+        refunds.record_credit(
+            session, order, source="cancellation", source_id=cancellation.id, amount=amount, lines=lines
+        )
     return cancellation
 
 

@@ -42,7 +42,9 @@ class OrderSla(Base):
     state: Mapped[str] = mapped_column(String(20), nullable=False)  # on_track | at_risk | breached
     location_id: Mapped[int | None] = mapped_column(Id, ForeignKey("locations.id"))  # the node it waits on
     forecast_handover: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    is_open: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)  # false once shipped, cancelled or closed
+    is_open: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True
+    )  # false once shipped, cancelled or closed
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
 
@@ -127,4 +129,18 @@ class ReturnReceipt(Base):
     disposition: Mapped[str] = mapped_column(String(20), nullable=False)  # restock | quarantine | dispose
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class PendingWarehouseCancel(Base):
+    """Units a node could not pick, under a policy that cancels them: the allocator first tries to
+    route them elsewhere; whatever it could not place is then cancelled (reason warehouse)."""
+
+    __tablename__ = "pending_warehouse_cancels"
+    __table_args__ = (Index("ix_pending_warehouse_cancels_order", "order_id", "id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = _tenant()
+    order_id: Mapped[int] = mapped_column(Id, ForeignKey("orders.id"), nullable=False)
+    line_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
