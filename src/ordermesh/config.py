@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_PATH = "./ordermesh.db"
@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=10, ge=1)
     # Storage
     db_pool_size: int = Field(default=10, ge=1)
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) sealing channel and carrier credentials at rest; the first of a comma list seals.",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -12,7 +12,7 @@ HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class SlaActionsBody(Strict):
-    raise_priority: bool = Field(default=True, description="at risk: release an allocated order at once")
+    raise_priority: bool = Field(default=False, description="at risk: release an allocated order at once")
     reroute: bool = Field(default=False, description="at risk: move reservations off a node that cannot make it")
     notify: bool = Field(default=True, description="outbox order.sla_at_risk / order.sla_breached")
     auto_cancel: bool = Field(default=False, description="breached: cancel the unshipped units (sla_breach)")

@@ -35,7 +35,7 @@ class ShipBySource(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SlaActions:
-    raise_priority: bool = True  # at risk: release an allocated order to its node at once, re-queue a waiting one
+    raise_priority: bool = False  # at risk: release an allocated order to its node at once, re-queue a waiting one
     reroute: bool = False  # at risk: move unreleased reservations off a node that cannot make it
     notify: bool = True  # outbox order.sla_at_risk / order.sla_breached
     auto_cancel: bool = False  # breached: cancel every unit not yet shipped (reason sla_breach)

@@ -4,12 +4,15 @@ the short-pick settlement as periodic worker jobs, and the carrier's return-to-s
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from ordermesh.bootstrap import Application
 from ordermesh.domain.errors import InvalidInput, NotFound
 from ordermesh.services import cancellations, returns, sla
 from ordermesh.services.outbox import Envelope
 from ordermesh.services.unit_of_work import Caller
+
+if TYPE_CHECKING:  # bootstrap() calls wire(): import the type only
+    from ordermesh.bootstrap import Application
 
 log = logging.getLogger("ordermesh.aftersales")
 

@@ -386,4 +386,5 @@ class StockArrival(Base):
     created_at: Mapped[datetime] = _created()
 
 
+from ordermesh.adapters.store import tables_inbox as _tables_inbox  # noqa: E402, F401  (registers the inbox table)
 from ordermesh.adapters.store import tables_sla_returns as _sla_returns  # noqa: E402,F401  (registers its tables)

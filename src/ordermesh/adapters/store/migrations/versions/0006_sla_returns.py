@@ -1,7 +1,7 @@
 """SLA policies and states, order charges, cancellations with refunds, returns (RMA)
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-27 04:56:54.105248
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import ordermesh.adapters.store.types
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0003"  # 0002 in the brief; main now has 0003 (inbox), and two heads would not upgrade
 branch_labels = None
 depends_on = None
 
