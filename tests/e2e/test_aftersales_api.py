@@ -15,7 +15,7 @@ from ordermesh.adapters.store.tables import OutboxMessage
 from ordermesh.services import cancellations, outbox, tenants
 from ordermesh.services.orders import CancelLine, CancelReason
 from ordermesh.services.unit_of_work import Caller
-from tests.e2e.conftest import Api, assert_problem, order_body, row_counts
+from tests.e2e.conftest import Api, assert_problem, order_body, row_counts, sqlite_only
 
 
 def ok(response: Any, status: int = 200) -> dict[str, Any]:
@@ -169,6 +169,7 @@ def test_a_carriers_return_to_sender_opens_a_return(stocked: Api, tenant: tenant
     assert (opened["order_id"], opened["status"], opened["lines"][0]["quantity"]) == (order["id"], "in_transit", 2)
 
 
+@sqlite_only
 def test_bad_input_is_a_problem_and_changes_nothing(stocked: Api) -> None:
     order = shipped_order(stocked, 1)
     opened = ok(
