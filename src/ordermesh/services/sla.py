@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ordermesh.adapters.store.locks import lock_order
@@ -196,12 +196,18 @@ def run_monitor(uow: UnitOfWork, *, now: datetime | None = None, limit: int = 50
     now = now or utcnow()
     report = MonitorReport()
     verdicts, policies = _evaluate_all(uow, now, limit)
+    quiet = []
     for verdict in verdicts:
         report.evaluated += 1
         report.by_state[verdict.state.value] += 1
         if verdict.previous is verdict.state:
             continue
-        _act(uow, verdict, policies[(verdict.tenant_id, verdict.order_id)], now, report)
+        if verdict.state is SlaState.ON_TRACK:
+            quiet.append(verdict)  # nothing to do but remember it: all of them in one transaction
+        else:
+            _act(uow, verdict, policies[(verdict.tenant_id, verdict.order_id)], now, report)
+    if quiet:
+        _remember(uow, quiet, now)
     with uow:  # orders that shipped, were cancelled or completed leave the board
         uow.session.execute(
             update(OrderSla)
@@ -237,6 +243,7 @@ def _evaluate_all(
             for row in session.scalars(select(SlaPolicy).where(SlaPolicy.tenant_id.in_(tenants)))
         }
         locations = {row.id: row for row in session.scalars(select(Location).where(Location.tenant_id.in_(tenants)))}
+        node_by_location = {location_id: node_of(location, now) for location_id, location in locations.items()}
         waiting_at = _nodes_waited_on(session, [order.id for order, _, _ in open_orders])
         # First pass: every order's deadline, so backlogs can be ordered by it.
         deadlines: dict[int, tuple[datetime, ShipBySource]] = {}
@@ -263,8 +270,7 @@ def _evaluate_all(
             # The node that will be latest decides (one that never hands over is latest of all).
             forecasts: list[tuple[datetime | None, int]] = []
             for location_id in sorted(waiting_at.get(order.id, ())):
-                location = locations[location_id]
-                node = node_of(location, now)
+                location, node = locations[location_id], node_by_location[location_id]
                 ahead = sum(1 for other in queue[location_id] if other < ship_by)
                 backlog_days = ahead // location.daily_capacity if location.daily_capacity else 0
                 handover = forecast_handover(node.calendar, now, backlog_days) if node.active else None
@@ -297,6 +303,33 @@ def _nodes_waited_on(session: Session, order_ids: list[int]) -> dict[int, set[in
     ):
         found[order_id].add(location_id)
     return found
+
+
+def _remember(uow: UnitOfWork, verdicts: list[_Verdict], now: datetime) -> None:
+    """Store on-track verdicts (no action needed) in one transaction; a first deadline also becomes
+    the order's ship-by when it had none, so the allocator serves it by its deadline."""
+    with uow:
+        session = uow.session
+        known = sla_of(session, [v.order_id for v in verdicts])
+        for verdict in verdicts:
+            row = known.get(verdict.order_id)
+            if row is None:
+                row = OrderSla(order_id=verdict.order_id, tenant_id=verdict.tenant_id, ship_by=verdict.ship_by)
+                session.add(row)
+            row.source, row.state = verdict.source.value, verdict.state.value
+            row.location_id, row.forecast_handover = verdict.location_id, verdict.handover
+            row.is_open, row.evaluated_at = True, now
+        fresh = [v for v in verdicts if v.order_id not in known]
+        if fresh:
+            session.flush()
+            orders_table = cast(Table, Order.__table__)
+            session.connection().execute(
+                update(orders_table)
+                .where(orders_table.c.id == bindparam("order_id"), orders_table.c.ship_by.is_(None))
+                .values(ship_by=bindparam("deadline")),
+                [{"order_id": v.order_id, "deadline": v.ship_by} for v in fresh],
+            )
+        uow.commit()
 
 
 def _act(uow: UnitOfWork, verdict: _Verdict, policy: ChannelSla, now: datetime, report: MonitorReport) -> None:
