@@ -72,6 +72,8 @@ def test_a_rule_deadline_moves_from_on_track_to_at_risk_to_breached(app: Applica
     board = sla.board(app.read_uow(), shop)
     assert board["by_channel"] == [{"channel": "direct", "on_track": 0, "at_risk": 0, "breached": 1}]
     assert board["by_node"] == [{"location": "HN", "on_track": 0, "at_risk": 0, "breached": 1}]
+    assert [o["order_id"] for o in board["breached"]] == [order_id]
+    assert sla.board(app.read_uow(), shop, location="SG")["counts"] == {"on_track": 0, "at_risk": 0, "breached": 0}
 
 
 def test_a_marketplace_deadline_wins_over_the_rule(app: Application, shop: Caller) -> None:

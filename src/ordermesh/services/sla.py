@@ -11,6 +11,7 @@ at risk -> reroute off a node that cannot make it, release at once / re-queue (r
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -23,7 +24,7 @@ from ordermesh.adapters.store.locks import lock_order
 from ordermesh.adapters.store.tables import Allocation, Channel, Location, Order
 from ordermesh.adapters.store.tables_sla_returns import OrderSla, SlaPolicy
 from ordermesh.adapters.store.types import utcnow
-from ordermesh.domain.errors import InvalidInput, NotFound
+from ordermesh.domain.errors import InvalidInput, NotFound, OrdermeshError
 from ordermesh.domain.lifecycle import AWAITING_STOCK, OrderStatus
 from ordermesh.domain.routing import MONDAY_TO_SATURDAY, NodeCalendar
 from ordermesh.domain.routing.calendar import next_handover
@@ -36,6 +37,7 @@ from ordermesh.services.stock_ledger import StockLedger, level_of
 from ordermesh.services.unit_of_work import Caller, UnitOfWork
 
 ACTOR = "worker:sla"
+log = logging.getLogger("ordermesh.sla")
 # Orders whose deadline still matters: nothing of them has left, or only part of it.
 OPEN = frozenset(
     {
@@ -176,6 +178,7 @@ class MonitorReport:
     requeued: int = 0
     rerouted: int = 0
     cancelled: int = 0
+    failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +208,11 @@ def run_monitor(uow: UnitOfWork, *, now: datetime | None = None, limit: int = 50
         if verdict.state is SlaState.ON_TRACK:
             quiet.append(verdict)  # nothing to do but remember it: all of them in one transaction
         else:
-            _act(uow, verdict, policies[(verdict.tenant_id, verdict.order_id)], now, report)
+            try:
+                _act(uow, verdict, policies[(verdict.tenant_id, verdict.order_id)], now, report)
+            except OrdermeshError as error:  # one order's trouble never stops the pass; retried next pass
+                report.failed += 1
+                log.warning("SLA action on order %s failed: %s", verdict.order_id, error)
     if quiet:
         _remember(uow, quiet, now)
     with uow:  # orders that shipped, were cancelled or completed leave the board
@@ -434,7 +441,9 @@ def sla_of(session: Session, order_ids: list[int]) -> dict[int, OrderSla]:
     return {row.order_id: row for row in session.scalars(select(OrderSla).where(OrderSla.order_id.in_(order_ids)))}
 
 
-def board(uow: UnitOfWork, caller: Caller, *, channel: str | None = None, limit: int = 50) -> dict[str, Any]:
+def board(
+    uow: UnitOfWork, caller: Caller, *, channel: str | None = None, location: str | None = None, limit: int = 50
+) -> dict[str, Any]:
     """Open orders' SLA states: counts by channel and node, and the at-risk and breached orders,
     soonest deadline first."""
     if not 1 <= limit <= 500:
@@ -451,6 +460,8 @@ def board(uow: UnitOfWork, caller: Caller, *, channel: str | None = None, limit:
         )
         if channel:
             query = query.where(Channel.code == channel)
+        if location:
+            query = query.where(Location.code == location)
         rows = session.execute(query).all()
         empty = {state.value: 0 for state in SlaState}
         counts = dict(empty)

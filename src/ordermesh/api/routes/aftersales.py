@@ -31,11 +31,15 @@ def get_sla_policy(code: ChannelCode, app: AppDep, caller: Reader) -> Any:
 
 @router.get("/sla/board", tags=["sla"])
 def sla_board(
-    app: AppDep, caller: Reader, channel: Code | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    app: AppDep,
+    caller: Reader,
+    channel: Code | None = None,
+    location: Code | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Any:
     """Counts of open orders by SLA state, by channel and by node; at-risk and breached orders,
     soonest deadline first."""
-    return sla.board(app.read_uow(), caller, channel=channel, limit=limit)
+    return sla.board(app.read_uow(), caller, channel=channel, location=location, limit=limit)
 
 
 @router.post("/orders/{order_id}/returns", tags=["returns"], status_code=status.HTTP_201_CREATED)
