@@ -318,9 +318,10 @@ def receive(
             ).all()
         )
         arriving: dict[int, int] = {}
+        where: list[int] = []  # each item's location id
         for index, item in enumerate(items):
             code = item.location or location
-            if code not in locations:
+            if code is None or code not in locations:
                 raise InvalidInput(f"unknown location {code!r}", code="unknown_location", field=f"items.{index}")
             if item.line_number not in lines:
                 raise InvalidInput(
@@ -329,6 +330,7 @@ def receive(
             if item.quantity <= 0:
                 raise InvalidInput("quantity must be positive", field=f"items.{index}.quantity")
             arriving[item.line_number] = arriving.get(item.line_number, 0) + item.quantity
+            where.append(locations[code])
         for number, quantity in arriving.items():
             line = lines[number]
             if line.received_quantity + quantity > line.quantity:
@@ -339,18 +341,17 @@ def receive(
                 )
         state = OrderState.load(session, order)
         components = {line.id: line.components for line in state.lines}
-        restocks = [item for item in items if item.disposition is Disposition.RESTOCK]
         ledger = StockLedger(session, caller.tenant_id, caller.actor)
         ledger.lock(
-            (locations[item.location or location], int(sku_id))  # type: ignore[index]
-            for item in restocks
+            (location_id, int(sku_id))
+            for item, location_id in zip(items, where, strict=True)
+            if item.disposition is Disposition.RESTOCK
             for sku_id in components[lines[item.line_number].order_line_id]
         )
         now = utcnow()
         received = []
-        for item in items:
+        for item, location_id in zip(items, where, strict=True):
             line = lines[item.line_number]
-            location_id = locations[item.location or location]  # type: ignore[index]
             line.received_quantity += item.quantity
             session.add(
                 ReturnReceipt(
