@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from ordermesh.adapters.secrets import ConfigurationError, SecretBox
 from ordermesh.adapters.store.db import make_engine, make_session_factories
 from ordermesh.config import Settings, get_settings
-from ordermesh.services import carrier_webhooks, channel_sync
+from ordermesh.services import aftersales, carrier_webhooks, channel_sync
 from ordermesh.services.inbox import Processor
 from ordermesh.services.jobs import Job
 from ordermesh.services.outbox import Envelope, Handler
@@ -91,4 +91,5 @@ def bootstrap(settings: Settings | None = None, *, handlers: Mapping[str, Handle
     # Each integration area registers its outbox subscribers, inbox processors and periodic jobs here.
     channel_sync.wire(app)
     carrier_webhooks.wire(app)
+    aftersales.wire(app)
     return app

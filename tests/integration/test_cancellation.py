@@ -124,11 +124,12 @@ def test_cancelling_a_whole_allocated_order_releases_every_reservation(app: Appl
     expected = (-1, 0, f"order:{order_id}", "cancelled: customer", "test")
     assert release_movements(app, shop, "HN") == [expected]
     assert release_movements(app, shop, "SG") == [expected]
-    assert [(e["type"], e["from_status"], e["to_status"], e["reason"]) for e in cancelled["events"][-2:]] == [
+    assert [(e["type"], e["from_status"], e["to_status"], e["reason"]) for e in cancelled["events"][-3:]] == [
         ("lines_cancelled", None, None, "customer"),
         ("status_changed", "allocated", "cancelled", "customer"),
+        ("cancelled", None, None, "customer"),
     ]
-    assert cancelled["events"][-2]["data"]["note"] == "changed mind"
+    assert cancelled["events"][-3]["data"]["note"] == "changed mind"
     assert allocation.allocate_batch(app.uow()).claimed == 0
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from ordermesh.adapters.store.tables import Allocation, InventoryLevel, InventoryMovement
 from ordermesh.bootstrap import Application
-from ordermesh.services import catalog, fulfilment, inventory, order_views, orders, routing_profiles
+from ordermesh.services import cancellations, catalog, fulfilment, inventory, order_views, orders, routing_profiles
 from ordermesh.services.inventory import StockCount
 from ordermesh.services.unit_of_work import Caller
 from ordermesh.workers.runner import drain
@@ -132,15 +132,38 @@ def test_a_short_pick_waits_for_stock_under_the_backorder_policy(app: Applicatio
     assert_no_stock_leaked(app, shop)
 
 
-def test_a_short_pick_is_cancelled_under_the_cancel_policy(app: Application, shop: Caller) -> None:
+def test_the_cancel_policy_reroutes_first_when_another_node_has_stock(app: Application, shop: Caller) -> None:
     routing_profiles.put_profile(app.uow(), shop, "default", {"short_pick": "cancel"})
     order_id, shipment_id = released_order(app, shop)
 
     fulfilment.report_short_pick(app.uow(), shop, shipment_id, fulfilment.ShortPick(1, 1))
+    drain(app)
+    assert cancellations.settle_short_picks(app.uow()) == 0
 
     order = view(app, shop, order_id)
-    assert (order["status"], order["lines"][0]["cancelled_quantity"]) == ("cancelled", 1)
-    assert levels(app, shop) == {"HN": (4, 0), "SG": (5, 0)}
+    assert (order["status"], order["lines"][0]["cancelled_quantity"]) == ("allocated", 0)
+    assert reserved_at(app, shop, order_id) == {"SG": 1}
+    assert levels(app, shop) == {"HN": (4, 0), "SG": (5, 1)}
+    assert_no_stock_leaked(app, shop)
+
+
+def test_the_cancel_policy_cancels_only_units_no_node_can_take(app: Application, shop: Caller) -> None:
+    routing_profiles.put_profile(app.uow(), shop, "default", {"short_pick": "cancel"})
+    inventory.set_on_hand(app.uow(), shop, "SG", "A", StockCount(1, "count"))
+    order_id, shipment_id = released_order(app, shop, quantity=3)  # all 3 at HN
+
+    fulfilment.report_short_pick(app.uow(), shop, shipment_id, fulfilment.ShortPick(1, 3))
+    drain(app)  # SG takes 1 of the 3
+    assert cancellations.settle_short_picks(app.uow()) == 2
+    assert cancellations.settle_short_picks(app.uow()) == 0  # settled once
+
+    order = view(app, shop, order_id)
+    assert (order["status"], order["lines"][0]["cancelled_quantity"]) == ("allocated", 2)
+    assert reserved_at(app, shop, order_id) == {"SG": 1}
+    [event] = [e for e in order["events"] if e["type"] == "lines_cancelled"]
+    assert (event["reason"], event["data"]["lines"]) == ("warehouse", [{"line_number": 1, "quantity": 2}])
+    assert event["data"]["refund"] == "2"
+    assert levels(app, shop) == {"HN": (2, 0), "SG": (1, 1)}
     assert_no_stock_leaked(app, shop)
 
 

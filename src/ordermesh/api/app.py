@@ -15,12 +15,13 @@ from sqlalchemy import text
 from ordermesh import __version__
 from ordermesh.api import errors
 from ordermesh.api.deps import get_caller
-from ordermesh.api.routes import carriers, catalog, channels, events, inventory, orders, routing
+from ordermesh.api.routes import aftersales, carriers, catalog, channels, events, inventory, orders, routing
 from ordermesh.bootstrap import Application, bootstrap
 from ordermesh.services import catalog as catalog_service
 from ordermesh.services import events as events_service
 from ordermesh.services import inventory as inventory_service
 from ordermesh.services import order_views, routing_profiles
+from ordermesh.services import returns as returns_service
 from ordermesh.services.unit_of_work import Caller, IdempotentReplay
 from ordermesh.workers.runner import Worker
 
@@ -42,6 +43,7 @@ REPLAYS: dict[str, Callable[[Application, Caller, str], Any]] = {
     ),
     "inventory_level": lambda app, caller, id_: inventory_service.get_level(app.read_uow(), caller, *id_.split("/", 1)),
     "event": lambda app, caller, id_: events_service.get_event(app.read_uow(), caller, int(id_)),
+    "return": lambda app, caller, id_: returns_service.get_return(app.read_uow(), caller, int(id_)),
 }
 
 
@@ -114,7 +116,7 @@ def create_app(application: Application | None = None, *, run_workers: bool = Tr
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (orders, inventory, catalog, events, routing, carriers):
+    for module in (orders, inventory, catalog, events, routing, carriers, aftersales):
         app.include_router(module.router)
     app.include_router(channels.router)
     app.include_router(channels.webhooks)

@@ -58,6 +58,12 @@ class OrderCreate(Strict):
     tags: list[Code] = Field(
         default_factory=list, max_length=20, description="labels that can select a routing profile"
     )
+    discount: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=20, decimal_places=4, description="order-level discount"
+    )
+    shipping_fee: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=20, decimal_places=4, description="what the buyer paid for shipping"
+    )
 
 
 class AllocationPublic(BaseModel):
@@ -97,6 +103,22 @@ class OrderEventPublic(BaseModel):
     at: datetime
 
 
+class OrderSlaPublic(BaseModel):
+    ship_by: datetime | None
+    source: str | None = Field(description="marketplace or rule")
+    state: str | None = Field(description="on_track, at_risk or breached; null until the SLA monitor saw it")
+    location: str | None
+    forecast_handover: datetime | None
+    evaluated_at: datetime | None
+
+
+class OrderReturnPublic(BaseModel):
+    id: int
+    status: str
+    origin: str
+    refund_amount: str | None
+
+
 class OrderPublic(BaseModel):
     id: int
     channel: str
@@ -111,6 +133,9 @@ class OrderPublic(BaseModel):
     tags: list[str] = []
     lines: list[OrderLinePublic]
     shipments: list[ShipmentPublic]
+    sla: OrderSlaPublic | None = None
+    returns: list[OrderReturnPublic] = []
+    has_open_return: bool = False
     created_at: datetime
     updated_at: datetime
     events: list[OrderEventPublic] | None = None

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from ordermesh.adapters.store.locks import lock_order
 from ordermesh.adapters.store.tables import Allocation, Channel, Order, OrderLine, Shipment
+from ordermesh.adapters.store.tables_sla_returns import PendingWarehouseCancel
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.errors import IllegalTransition, InvalidInput, NotFound
 from ordermesh.domain.lifecycle import SHIPMENT_NOT_YET_SHIPPED, OrderStatus, ShipmentStatus, ensure_shipment_transition
@@ -198,11 +199,21 @@ def report_short_pick(uow: UnitOfWork, caller: Caller, shipment_id: int, short: 
             shipment.status, shipment.updated_at = ShipmentStatus.CANCELLED.value, utcnow()
         channel = session.scalar(select(Channel.code).where(Channel.id == order.channel_id))
         policy = ProfileChooser.load(session, caller.tenant_id).for_channel(channel or "").short_pick
-        if policy is ShortPickPolicy.CANCEL:
-            line.cancelled_quantity += short.quantity
-        elif policy is ShortPickPolicy.REROUTE:
+        if policy in (ShortPickPolicy.REROUTE, ShortPickPolicy.CANCEL):
+            # Cancel: rerouting gets its chance first; what the allocator cannot place elsewhere is
+            # cancelled afterwards (reason warehouse, services/cancellations.py settle_short_picks).
             order.avoid_locations = sorted({*(order.avoid_locations or ()), allocation.location_id})
             order.needs_allocation = True
+            if policy is ShortPickPolicy.CANCEL:
+                session.add(
+                    PendingWarehouseCancel(
+                        tenant_id=order.tenant_id,
+                        order_id=order.id,
+                        line_number=line.line_number,
+                        quantity=short.quantity,
+                        created_at=utcnow(),
+                    )
+                )
         order_history.record(
             session,
             order,

@@ -7,6 +7,7 @@ import binascii
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -21,11 +22,17 @@ from ordermesh.adapters.store.tables import (
     Shipment,
     Sku,
 )
+from ordermesh.adapters.store.tables_sla_returns import OrderSla, Return
 from ordermesh.domain.errors import InvalidInput, NotFound
 from ordermesh.domain.lifecycle import OrderStatus
 from ordermesh.services.unit_of_work import Caller, UnitOfWork
 
 MAX_PAGE = 200
+CLOSED_RETURN = frozenset({"rejected", "refunded", "closed"})
+
+
+def _money(amount: Decimal | None) -> str | None:
+    return str(amount) if amount is not None else None
 
 
 def get_order(uow: UnitOfWork, caller: Caller, order_id: int) -> dict[str, Any]:
@@ -116,6 +123,10 @@ def render_orders(uow: UnitOfWork, orders: list[Order], *, with_history: bool) -
     shipments: dict[int, list[Shipment]] = defaultdict(list)
     for shipment in session.scalars(select(Shipment).where(Shipment.order_id.in_(ids)).order_by(Shipment.id)):
         shipments[shipment.order_id].append(shipment)
+    slas = {row.order_id: row for row in session.scalars(select(OrderSla).where(OrderSla.order_id.in_(ids)))}
+    order_returns: dict[int, list[Return]] = defaultdict(list)
+    for record in session.scalars(select(Return).where(Return.order_id.in_(ids)).order_by(Return.id)):
+        order_returns[record.order_id].append(record)
     history: dict[int, list[OrderEvent]] = defaultdict(list)
     if with_history:
         for event in session.scalars(select(OrderEvent).where(OrderEvent.order_id.in_(ids)).order_by(OrderEvent.id)):
@@ -131,6 +142,8 @@ def render_orders(uow: UnitOfWork, orders: list[Order], *, with_history: bool) -
             location_codes=locations,
             shipments=shipments[order.id],
             events=history[order.id] if with_history else None,
+            sla=slas.get(order.id),
+            returns=order_returns[order.id],
         )
         for order in orders
     ]
@@ -146,8 +159,11 @@ def build_order_view(
     location_codes: dict[int, str],
     shipments: list[Shipment],
     events: list[OrderEvent] | None,
+    sla: OrderSla | None = None,
+    returns: list[Return] | None = None,
 ) -> dict[str, Any]:
-    """The public shape of an order, from rows already in hand (no queries)."""
+    """The public shape of an order, from rows already in hand (no queries). ``sla``: the SLA
+    monitor's last word on it (none yet: only the marketplace's ship-by, state unknown)."""
     line_views = []
     for line in lines:
         mine = allocations.get(line.id, [])
@@ -195,6 +211,19 @@ def build_order_view(
             }
             for s in shipments
         ],
+        "sla": {
+            "ship_by": sla.ship_by if sla else order.ship_by,
+            "source": sla.source if sla else ("marketplace" if order.ship_by else None),
+            "state": sla.state if sla else None,
+            "location": location_codes.get(sla.location_id) if sla and sla.location_id else None,
+            "forecast_handover": sla.forecast_handover if sla else None,
+            "evaluated_at": sla.evaluated_at if sla else None,
+        },
+        "returns": [
+            {"id": r.id, "status": r.status, "origin": r.origin, "refund_amount": _money(r.refund_amount)}
+            for r in returns or []
+        ],
+        "has_open_return": any(r.status not in CLOSED_RETURN for r in returns or []),
         "created_at": order.created_at,
         "updated_at": order.updated_at,
     }

@@ -11,13 +11,16 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ordermesh.adapters.store.locks import lock_order
 from ordermesh.adapters.store.tables import Channel, Order, OrderLine, Sku, SkuComponent
+from ordermesh.adapters.store.tables_sla_returns import Cancellation, OrderCharges
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.errors import IllegalTransition, InvalidInput, NotFound
 from ordermesh.domain.lifecycle import CANCELLABLE, OrderStatus, ShipmentStatus
-from ordermesh.services import order_history
+from ordermesh.domain.returns import line_refunds
+from ordermesh.services import order_history, refunds
 from ordermesh.services.order_state import OrderState
 from ordermesh.services.order_views import build_order_view
 from ordermesh.services.stock_ledger import StockLedger, level_of
@@ -44,6 +47,8 @@ class NewOrder:
     placed_at: datetime | None = None
     ship_by: datetime | None = None
     tags: Sequence[str] = ()
+    discount: Decimal = Decimal(0)  # order-level discount, shared by the lines by value when refunding
+    shipping_fee: Decimal = Decimal(0)  # what the buyer paid for shipping
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +161,15 @@ def _insert(uow: UnitOfWork, caller: Caller, new: NewOrder, resolved: _Resolved)
         for number, line in enumerate(new.lines, start=1)
     ]
     session.add_all(lines)
+    if new.discount or new.shipping_fee:
+        session.add(
+            OrderCharges(
+                tenant_id=caller.tenant_id,
+                order_id=order.id,
+                discount=_money(new.discount),
+                shipping_fee=_money(new.shipping_fee),
+            )
+        )
     created = order_history.record(
         session,
         order,
@@ -205,8 +219,13 @@ def _check_order(new: NewOrder) -> None:
             raise InvalidInput("quantity must be positive", field=f"lines.{index}.quantity")
         if line.unit_price < 0:
             raise InvalidInput("unit_price cannot be negative", field=f"lines.{index}.unit_price")
-    if sum((line.unit_price * line.quantity for line in new.lines), Decimal(0)) >= MAX_TOTAL:
+    gross = sum((line.unit_price * line.quantity for line in new.lines), Decimal(0))
+    if gross >= MAX_TOTAL:
         raise InvalidInput(f"the order total must be below {MAX_TOTAL}", field="lines")
+    if new.discount < 0 or new.discount > gross:
+        raise InvalidInput("discount must be between 0 and the lines' total", field="discount")
+    if new.shipping_fee < 0 or new.shipping_fee >= MAX_TOTAL:
+        raise InvalidInput(f"shipping_fee must be 0 to below {MAX_TOTAL}", field="shipping_fee")
 
 
 class CancelReason(StrEnum):
@@ -232,94 +251,158 @@ class CancelRequest:
     lines: Sequence[CancelLine] = field(default_factory=tuple)  # empty: everything not yet shipped
 
 
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """What one cancellation did: the units per line number, and the refund it recorded."""
+
+    order_id: int
+    cancellation_id: int
+    units: dict[int, int]
+    refund: Decimal
+    order_status: str
+
+
 def cancel(uow: UnitOfWork, caller: Caller, order_id: int, request: CancelRequest) -> int:
     """Cancel the whole order, or some units of some lines. Units already handed to a carrier cannot
-    be cancelled; everything else is released back to stock in the same transaction."""
+    be cancelled; everything else is released back to stock in the same transaction, and the refund
+    (line price less its discount share, plus its shipping share) is recorded."""
     with uow:
-        session = uow.session
         order = _lock(uow, caller, order_id)
-        status = OrderStatus(order.status)
-        if status not in CANCELLABLE:
-            raise IllegalTransition(status.value, OrderStatus.CANCELLED.value, subject="order", subject_id=order.id)
-        state = OrderState.load(session, order)
-        wanted: dict[int, int] = {}  # line id -> units to cancel
-        if request.lines:
-            for index, item in enumerate(request.lines):
-                line = state.line(item.line_number)
-                if line is None:
-                    raise InvalidInput(f"order has no line {item.line_number}", field=f"lines.{index}.line_number")
-                if item.quantity <= 0:
-                    raise InvalidInput("quantity must be positive", field=f"lines.{index}.quantity")
-                wanted[line.id] = wanted.get(line.id, 0) + item.quantity
-        else:
-            wanted = {line.id: state.open_units(line) - state.shipped(line) for line in state.lines}
-            wanted = {k: v for k, v in wanted.items() if v > 0}
-            if not wanted:
-                raise IllegalTransition(status.value, OrderStatus.CANCELLED.value, subject="order", subject_id=order.id)
-        for index, line in enumerate(state.lines):
-            cancellable = state.open_units(line) - state.shipped(line)
-            if wanted.get(line.id, 0) > cancellable:
-                raise InvalidInput(
-                    f"line {line.line_number}: only {cancellable} unit(s) can still be cancelled",
-                    code="not_cancellable",
-                    field=f"lines.{index}.quantity",
-                    cancellable=cancellable,
-                )
-
-        ledger = StockLedger(session, caller.tenant_id, caller.actor)
-        ledger.lock(state.component_keys())
-        released_units: list[dict[str, int]] = []
-        by_line = {line.id: line for line in state.lines}
-        for line_id, units in wanted.items():
-            line = by_line[line_id]
-            # Units nobody reserved go first; then reservations not yet released, then released ones.
-            from_unreserved = min(units, max(state.unreserved(line), 0))
-            line.cancelled_quantity += units
-            units -= from_unreserved
-            allocations = sorted(
-                (a for a in state.allocations if a.order_line_id == line_id and a.quantity > 0),
-                key=lambda a: (a.shipment_id is not None, -a.id),
-            )
-            for allocation in allocations:
-                if units == 0:
-                    break
-                take = min(units, allocation.quantity)
-                allocation.quantity -= take
-                units -= take
-                for sku_id, per_unit in line.components.items():
-                    key = (allocation.location_id, int(sku_id))
-                    movement = level_of(ledger.levels[key]).release(take * per_unit)
-                    ledger.apply(
-                        key,
-                        movement,
-                        reference=f"order:{order.id}",
-                        note=f"cancelled: {request.reason.value}",
-                    )
-                released_units.append(
-                    {"line_number": line.line_number, "location_id": allocation.location_id, "units": take}
-                )
-        for shipment in state.unshipped_shipments():
-            if not any(a.quantity > 0 for a in state.allocations if a.shipment_id == shipment.id):
-                shipment.status, shipment.updated_at = ShipmentStatus.CANCELLED.value, utcnow()
-        order_history.record(
-            session,
-            order,
-            "lines_cancelled",
-            caller.actor,
-            reason=request.reason.value,
-            data={
-                "note": request.note,
-                "lines": [{"line_number": by_line[k].line_number, "quantity": v} for k, v in wanted.items()],
-                "released": released_units,
-            },
-        )
-        state.resync_status(session, caller.actor, reason=request.reason.value)
-        if OrderStatus(order.status) is OrderStatus.CANCELLED:
-            order.needs_allocation = False
-        uow.wake_allocator = ledger.finish()
+        cancel_locked(uow, caller, order, request)
         uow.record_result("order", order.id)
         uow.commit()
         return order.id
+
+
+def cancel_locked(uow: UnitOfWork, caller: Caller, order: Order, request: CancelRequest) -> Cancelled:
+    """``cancel`` inside a unit of work that already holds the order's lock; the caller commits."""
+    session = uow.session
+    status = OrderStatus(order.status)
+    if status not in CANCELLABLE:
+        raise IllegalTransition(status.value, OrderStatus.CANCELLED.value, subject="order", subject_id=order.id)
+    state = OrderState.load(session, order)
+    wanted = cancellable_units(state, request.lines)
+    if not wanted:
+        raise IllegalTransition(status.value, OrderStatus.CANCELLED.value, subject="order", subject_id=order.id)
+
+    ledger = StockLedger(session, caller.tenant_id, caller.actor)
+    ledger.lock(state.component_keys())
+    released_units: list[dict[str, int]] = []
+    by_line = {line.id: line for line in state.lines}
+    for line_id, units in wanted.items():
+        line = by_line[line_id]
+        # Units nobody reserved go first; then reservations not yet released, then released ones.
+        from_unreserved = min(units, max(state.unreserved(line), 0))
+        line.cancelled_quantity += units
+        units -= from_unreserved
+        allocations = sorted(
+            (a for a in state.allocations if a.order_line_id == line_id and a.quantity > 0),
+            key=lambda a: (a.shipment_id is not None, -a.id),
+        )
+        for allocation in allocations:
+            if units == 0:
+                break
+            take = min(units, allocation.quantity)
+            allocation.quantity -= take
+            units -= take
+            for sku_id, per_unit in line.components.items():
+                key = (allocation.location_id, int(sku_id))
+                movement = level_of(ledger.levels[key]).release(take * per_unit)
+                ledger.apply(
+                    key,
+                    movement,
+                    reference=f"order:{order.id}",
+                    note=f"cancelled: {request.reason.value}",
+                )
+            released_units.append(
+                {"line_number": line.line_number, "location_id": allocation.location_id, "units": take}
+            )
+    for shipment in state.unshipped_shipments():
+        if not any(a.quantity > 0 for a in state.allocations if a.shipment_id == shipment.id):
+            shipment.status, shipment.updated_at = ShipmentStatus.CANCELLED.value, utcnow()
+    units_by_number = {by_line[k].line_number: v for k, v in wanted.items()}
+    cancellation = _record_refund(session, caller, order, state, request.reason, units_by_number)
+    order_history.record(
+        session,
+        order,
+        "lines_cancelled",
+        caller.actor,
+        reason=request.reason.value,
+        data={
+            "note": request.note,
+            "lines": [{"line_number": n, "quantity": q} for n, q in units_by_number.items()],
+            "released": released_units,
+            "cancellation_id": cancellation.id,
+            "refund": str(cancellation.refund_amount),
+            "currency": order.currency,
+        },
+    )
+    state.resync_status(session, caller.actor, reason=request.reason.value)
+    if OrderStatus(order.status) is OrderStatus.CANCELLED:
+        order.needs_allocation = False
+        order_history.record(
+            session,
+            order,
+            "cancelled",
+            caller.actor,
+            reason=request.reason.value,
+            data={"cancellation_id": cancellation.id, "refund": str(cancellation.refund_amount)},
+        )
+    uow.wake_allocator = ledger.finish() or uow.wake_allocator
+    return Cancelled(order.id, cancellation.id, units_by_number, cancellation.refund_amount, order.status)
+
+
+def cancellable_units(state: OrderState, lines: Sequence[CancelLine]) -> dict[int, int]:
+    """Units to cancel per line id: those asked for (checked), or every unit not yet shipped."""
+    wanted: dict[int, int] = {}  # line id -> units to cancel
+    if lines:
+        for index, item in enumerate(lines):
+            line = state.line(item.line_number)
+            if line is None:
+                raise InvalidInput(f"order has no line {item.line_number}", field=f"lines.{index}.line_number")
+            if item.quantity <= 0:
+                raise InvalidInput("quantity must be positive", field=f"lines.{index}.quantity")
+            wanted[line.id] = wanted.get(line.id, 0) + item.quantity
+    else:
+        wanted = {line.id: state.open_units(line) - state.shipped(line) for line in state.lines}
+        return {k: v for k, v in wanted.items() if v > 0}
+    for index, line in enumerate(state.lines):
+        cancellable = state.open_units(line) - state.shipped(line)
+        if wanted.get(line.id, 0) > cancellable:
+            raise InvalidInput(
+                f"line {line.line_number}: only {cancellable} unit(s) can still be cancelled",
+                code="not_cancellable",
+                field=f"lines.{index}.quantity",
+                cancellable=cancellable,
+            )
+    return wanted
+
+
+def _record_refund(
+    session: Session, caller: Caller, order: Order, state: OrderState, reason: CancelReason, units: dict[int, int]
+) -> Cancellation:
+    """The cancellation's row with its refund (call after the lines' cancelled quantities grew)."""
+    payment = refunds.payment_of(session, order, state.lines)
+    amount = refunds.next_refund(session, order, state.lines)
+    per_line = line_refunds(payment, units, with_shipping=True)
+    lines = [{"line_number": n, "quantity": q, "refund": str(per_line.get(n, Decimal(0)))} for n, q in units.items()]
+    cancellation = Cancellation(
+        tenant_id=order.tenant_id,
+        order_id=order.id,
+        reason=reason.value,
+        lines=lines,
+        refund_amount=amount,
+        currency=order.currency,
+        actor=caller.actor,
+        created_at=utcnow(),
+    )
+    session.add(cancellation)
+    session.flush()
+    if amount > 0:
+        refunds.record_credit(
+            session, order, source="cancellation", source_id=cancellation.id, amount=amount, lines=lines
+        )
+    return cancellation
 
 
 def hold(uow: UnitOfWork, caller: Caller, order_id: int, reason: str) -> int:

@@ -40,6 +40,8 @@ def create_order(body: OrderCreate, app: AppDep, caller: OrderWriter, key: Idemp
         placed_at=body.placed_at,
         ship_by=body.ship_by,
         tags=body.tags,
+        discount=body.discount,
+        shipping_fee=body.shipping_fee,
     )
     captured = orders.capture_order(write_uow(app, caller, key), caller, new, lookup=app.read_uow())
     response.headers["Location"] = f"/v1/orders/{captured.order_id}"

@@ -21,7 +21,7 @@ from ordermesh.domain.errors import InvalidInput
 class ShortPickPolicy(StrEnum):
     REROUTE = "reroute"  # route the missing units again, never to the node that could not pick them
     BACKORDER = "backorder"  # the missing units wait for stock to arrive
-    CANCEL = "cancel"  # cancel the missing units (reason: warehouse)
+    CANCEL = "cancel"  # route them again first; cancel what no other node can take (reason: warehouse)
 
 
 class SlaFallback(StrEnum):
