@@ -33,7 +33,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -280,10 +279,7 @@ class Load:
 
 
 def order_payload(rng: random.Random, external_id: str, skus: list[str], weights: list[float] | None) -> dict[str, Any]:
-    if weights is None:
-        picks = [skus[0]]
-    else:
-        picks = list(dict.fromkeys(rng.choices(skus, weights, k=rng.randint(1, 5))))
+    picks = [skus[0]] if weights is None else list(dict.fromkeys(rng.choices(skus, weights, k=rng.randint(1, 5))))
     lat, lon = 10 + rng.random() * 11, 105 + rng.random() * 3
     return {
         "channel": "direct",
@@ -442,7 +438,9 @@ def audit(db: Database, accepted: set[str]) -> dict[str, int]:
                 )
             ).scalar()
             allocated_units = connection.execute(text("SELECT coalesce(sum(quantity), 0) FROM allocations")).scalar()
-            reserved_units = connection.execute(text("SELECT coalesce(sum(reserved), 0) FROM inventory_levels")).scalar()
+            reserved_units = connection.execute(
+                text("SELECT coalesce(sum(reserved), 0) FROM inventory_levels")
+            ).scalar()
             untraced = connection.execute(
                 text(
                     "SELECT count(*) FROM orders o WHERE NOT o.needs_allocation AND NOT EXISTS"
@@ -506,12 +504,14 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         procs += workers
         started = time.monotonic()
         load = asyncio.run(
-            drive(urls, api_key, payload_stream("steady", 1, skus), orders, concurrency=args.concurrency, label="steady")
+            drive(
+                urls, api_key, payload_stream("steady", 1, skus), orders, concurrency=args.concurrency, label="steady"
+            )
         )
         drained, allocation_timeline = wait_drained(db, 0, "steady: draining")
         total_seconds = time.monotonic() - started
         peaks = stop_all(procs)
-        result = summary(load, "steady", orders) | {
+        return summary(load, "steady", orders) | {
             "backend": backend,
             "servers": args.servers,
             "workers": args.workers,
@@ -522,7 +522,6 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "audit": audit(db, load.accepted),
             "timeline": {"accepted": load.timeline, "drain": allocation_timeline},
         }
-        return result
     finally:
         db.drop()
 
@@ -663,7 +662,7 @@ def pgbench(concurrency: int, seconds: int) -> dict[str, Any]:
             "hot_row_decrement": "UPDATE hot_stock SET available = available - 1 WHERE id = 1 AND available >= 1;\n",
             "order_insert": (
                 "INSERT INTO one_order (external_id, payload) VALUES"
-                " (:client_id || '-' || random(1, 1000000000000), '{\"sku\": \"HOT\", \"quantity\": 1}');\n"
+                ' (:client_id || \'-\' || random(1, 1000000000000), \'{"sku": "HOT", "quantity": 1}\');\n'
             ),
         }
         results: dict[str, Any] = {"clients": clients, "seconds": seconds}
@@ -695,7 +694,11 @@ def run_naive(args: argparse.Namespace, orders: int, concurrency: int) -> dict[s
         for index in range(args.servers):
             port = free_port()
             procs.append(
-                Proc([sys.executable, str(Path(__file__).parent / "naive.py"), "--port", str(port)], env, f"naive-{index}")
+                Proc(
+                    [sys.executable, str(Path(__file__).parent / "naive.py"), "--port", str(port)],
+                    env,
+                    f"naive-{index}",
+                )
             )
             urls.append(f"http://127.0.0.1:{port}")
         for proc, url in zip(procs, urls, strict=True):
@@ -778,7 +781,11 @@ def markdown(results: dict[str, Any]) -> str:
         )
     drains = [(r["backend"], d) for r in results["scenarios"] for d in r.get("drains", [])]
     if drains:
-        rows += ["", "| backend | hot-SKU backlog drain | orders | seconds | orders/s | oversold |", "|---|---|---:|---:|---:|---:|"]
+        rows += [
+            "",
+            "| backend | hot-SKU backlog drain | orders | seconds | orders/s | oversold |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for backend, d in drains:
             rows.append(
                 f"| {backend} | {d['workers']} worker process(es) | {d['orders']:,} | {d['seconds']} "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -12,6 +14,9 @@ from ordermesh.adapters.store.db import make_engine, make_session_factories
 from ordermesh.config import Settings, get_settings
 from ordermesh.services.outbox import Handler
 from ordermesh.services.unit_of_work import IdempotencyKey, UnitOfWork
+
+if TYPE_CHECKING:
+    from ordermesh.services.intake import GroupCommitter
 
 
 @dataclass
@@ -33,6 +38,13 @@ class Application:
     def read_uow(self) -> UnitOfWork:
         return UnitOfWork(self._reader)
 
+    @cached_property
+    def intake(self) -> GroupCommitter:
+        """This process's group committer for order captures (services/intake.py)."""
+        from ordermesh.services.intake import GroupCommitter
+
+        return GroupCommitter(self.uow, self.read_uow, max_batch=self.settings.group_commit_max_orders)
+
     @property
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
@@ -43,5 +55,7 @@ class Application:
 
 def bootstrap(settings: Settings | None = None, *, handlers: Mapping[str, Handler] | None = None) -> Application:
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, pool_timeout=settings.db_pool_timeout_seconds
+    )
     return Application(settings=settings, engine=engine, handlers=dict(handlers or {}))

@@ -31,6 +31,15 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=10, ge=1)
     # Storage
     db_pool_size: int = Field(default=10, ge=1)
+    db_pool_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait for a pooled connection; then the API answers 429."
+    )
+    # Intake under load (see docs/benchmarks.md)
+    group_commit: bool = Field(default=True, description="Concurrent order captures share one transaction.")
+    group_commit_max_orders: int = Field(default=256, ge=1, le=5000)
+    max_pending_writes: int = Field(
+        default=256, ge=1, description="Write requests one server process holds at once; more are answered 429."
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

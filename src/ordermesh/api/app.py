@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from sqlalchemy import text
 
 from ordermesh import __version__
-from ordermesh.api import errors
+from ordermesh.api import backpressure, errors
 from ordermesh.api.deps import get_caller
 from ordermesh.api.routes import catalog, events, inventory, orders, routing
 from ordermesh.bootstrap import Application, bootstrap
@@ -68,6 +68,7 @@ def create_app(application: Application | None = None, *, run_workers: bool = Tr
     )
     app.state.ordermesh = application
     errors.install(app)
+    backpressure.install(app, max_pending_writes=application.settings.max_pending_writes)
 
     @app.exception_handler(IdempotentReplay)
     async def _replay(request: Request, replay: IdempotentReplay) -> Response:

@@ -20,7 +20,7 @@ from ordermesh.config import normalize_database_url
 WRITER_QUEUE_SECONDS = 60  # as long as SQLite's own busy timeout: then the writer gives up loudly
 
 
-def make_engine(url: str | None, *, pool_size: int = 10, echo: bool = False) -> Engine:
+def make_engine(url: str | None, *, pool_size: int = 10, pool_timeout: float = 30.0, echo: bool = False) -> Engine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -29,6 +29,7 @@ def make_engine(url: str | None, *, pool_size: int = 10, echo: bool = False) -> 
             connect_args={"check_same_thread": False, "timeout": 60, "factory": _locking_connection_class()},
             pool_size=pool_size,
             max_overflow=pool_size,
+            pool_timeout=pool_timeout,
         )
         _configure_sqlite(engine)
         return engine
@@ -37,6 +38,7 @@ def make_engine(url: str | None, *, pool_size: int = 10, echo: bool = False) -> 
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
     )
 

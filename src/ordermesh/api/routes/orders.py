@@ -41,7 +41,10 @@ def create_order(body: OrderCreate, app: AppDep, caller: OrderWriter, key: Idemp
         ship_by=body.ship_by,
         tags=body.tags,
     )
-    captured = orders.capture_order(write_uow(app, caller, key), caller, new, lookup=app.read_uow())
+    if key is None and app.settings.group_commit:
+        captured = app.intake.capture(caller, new)  # shares a transaction with concurrent captures
+    else:
+        captured = orders.capture_order(write_uow(app, caller, key), caller, new, lookup=app.read_uow())
     response.headers["Location"] = f"/v1/orders/{captured.order_id}"
     if captured.view is not None:
         return captured.view
