@@ -211,6 +211,14 @@ class Proc:
         match = re.search(r"VmHWM:\s+(\d+) kB", status)
         return int(match.group(1)) / 1024 if match else 0.0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the process has used so far (noisy neighbours do not inflate it)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> str:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT if "serve" in self.name else signal.SIGTERM)
@@ -252,6 +260,10 @@ def start_servers(db: Database, count: int, extra: dict[str, str]) -> tuple[list
 
 def start_workers(db: Database, count: int, extra: dict[str, str]) -> list[Proc]:
     return [Proc([str(BIN / "ordermesh"), "worker"], env_for(db, extra), f"worker-{i}") for i in range(count)]
+
+
+def cpu_of(procs: list[Proc]) -> float:
+    return round(sum(proc.cpu_seconds() for proc in procs), 2)
 
 
 def stop_all(procs: list[Proc]) -> dict[str, float]:
@@ -389,6 +401,10 @@ async def drive(
     return load
 
 
+def per_order_ms(cpu_seconds: float, orders: int) -> float:
+    return round(cpu_seconds * 1000 / orders, 2) if orders else 0.0
+
+
 def quantile_ms(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -510,6 +526,7 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         )
         drained, allocation_timeline = wait_drained(db, 0, "steady: draining")
         total_seconds = time.monotonic() - started
+        server_cpu, worker_cpu = cpu_of(procs[: args.servers]), cpu_of(workers)
         peaks = stop_all(procs)
         return summary(load, "steady", orders) | {
             "backend": backend,
@@ -518,6 +535,8 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "concurrency": args.concurrency,
             "drain_after_intake_seconds": round(drained, 2),
             "allocated_per_second": round(len(load.accepted) / total_seconds, 1),
+            "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
+            "worker_cpu_ms_per_order": per_order_ms(worker_cpu, len(load.accepted)),
             "peak_rss_mb": peaks,
             "audit": audit(db, load.accepted),
             "timeline": {"accepted": load.timeline, "drain": allocation_timeline},
@@ -538,11 +557,13 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         load = asyncio.run(
             drive(urls, api_key, payload_stream("hot-sku", 2, ["HOT"]), orders, concurrency=concurrency, label="hot")
         )
+        server_cpu = cpu_of(procs)
         peaks = stop_all(procs)
         result = summary(load, "hot-sku", orders) | {
             "backend": backend,
             "servers": args.servers,
             "concurrency": concurrency,
+            "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
             "peak_rss_mb": peaks,
             "drains": [],
         }
@@ -552,6 +573,7 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             clones.append(copy)
             workers = start_workers(copy, count, worker_env(args))
             seconds, timeline = wait_drained(copy, pending, f"hot: drain, {count} worker(s)")
+            worker_cpu = cpu_of(workers)
             worker_peaks = stop_all(workers)
             checked = audit(copy, load.accepted)
             result["drains"].append(
@@ -560,6 +582,7 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                     "orders": pending,
                     "seconds": round(seconds, 2),
                     "allocated_per_second": round(pending / seconds, 1) if seconds else 0,
+                    "worker_cpu_ms_per_order": per_order_ms(worker_cpu, pending),
                     "peak_rss_mb": worker_peaks,
                     "audit": checked,
                     "timeline": timeline,
@@ -598,7 +621,8 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         skus = [f"S{i:05d}" for i in range(10_000)]
         api_key = seed(db, skus=len(skus), units=lambda _: 30)
         procs, urls = start_servers(db, args.servers, server_env(args))
-        procs += start_workers(db, args.workers, worker_env(args))
+        workers = start_workers(db, args.workers, worker_env(args))
+        procs += workers
         started = time.monotonic()
         load = asyncio.run(
             drive(
@@ -613,6 +637,7 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         )
         wait_drained(db, 0, "burst: draining")
         drained_at = time.monotonic() - started
+        server_cpu, worker_cpu = cpu_of(procs[: args.servers]), cpu_of(workers)
         peaks = stop_all(procs)
         return summary(load, "burst", total) | {
             "backend": backend,
@@ -623,6 +648,8 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "burst_ends_at_seconds": burst_end,
             "drained_seconds_after_burst": round(drained_at - burst_end, 2),
             "allocated_per_second": round(len(load.accepted) / drained_at, 1),
+            "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
+            "worker_cpu_ms_per_order": per_order_ms(worker_cpu, len(load.accepted)),
             "peak_rss_mb": peaks,
             "audit": audit(db, load.accepted),
             "timeline": {"accepted": load.timeline},
@@ -632,11 +659,11 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
 
 
 def server_env(args: argparse.Namespace) -> dict[str, str]:
-    return {"ORDERMESH_DB_POOL_SIZE": str(args.pool_size)}
+    return {"ORDERMESH_DB_POOL_SIZE": str(args.pool_size), **dict(item.split("=", 1) for item in args.env)}
 
 
 def worker_env(args: argparse.Namespace) -> dict[str, str]:
-    return {"ORDERMESH_DB_POOL_SIZE": "4"}
+    return {"ORDERMESH_DB_POOL_SIZE": "4", **dict(item.split("=", 1) for item in args.env)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -767,8 +794,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"date {results['date']}; command `{results['command']}`",
         "",
         "| backend | scenario | orders | accepted/s | allocated/s | capture p50 / p99 / p99.9 | drain | "
-        "oversold | lost / dup | 5xx | 429 | peak RSS |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "oversold | lost / dup | 5xx | 429 | peak RSS | CPU ms/order (API, workers) |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results["scenarios"]:
         drain = r.get("drained_seconds_after_burst", r.get("drain_after_intake_seconds"))
@@ -777,19 +804,20 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {r['allocated_per_second']:,} | {r['capture_p50_ms']} / {r['capture_p99_ms']} / "
             f"{r['capture_p999_ms']} ms | {drain} s | {r['audit']['oversold_units']} "
             f"| {r['audit']['lost']} / {r['audit']['duplicated']} | {r['http_5xx']} | {r['http_429']} "
-            f"| {max(r['peak_rss_mb'].values(), default=0):.0f} MB |"
+            f"| {max(r['peak_rss_mb'].values(), default=0):.0f} MB "
+            f"| {r.get('server_cpu_ms_per_order', '-')}, {r.get('worker_cpu_ms_per_order', '-')} |"
         )
     drains = [(r["backend"], d) for r in results["scenarios"] for d in r.get("drains", [])]
     if drains:
         rows += [
             "",
-            "| backend | hot-SKU backlog drain | orders | seconds | orders/s | oversold |",
-            "|---|---|---:|---:|---:|---:|",
+            "| backend | hot-SKU backlog drain | orders | seconds | orders/s | worker CPU ms/order | oversold |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
         for backend, d in drains:
             rows.append(
                 f"| {backend} | {d['workers']} worker process(es) | {d['orders']:,} | {d['seconds']} "
-                f"| {d['allocated_per_second']:,} | {d['audit']['oversold_units']} |"
+                f"| {d['allocated_per_second']:,} | {d['worker_cpu_ms_per_order']} | {d['audit']['oversold_units']} |"
             )
     ratios = results.get("ratios", {})
     if ratios:
@@ -847,6 +875,9 @@ def main() -> None:
     parser.add_argument("--burst-lead", type=float, default=10.0, help="quiet seconds before the burst")
     parser.add_argument("--burst-tail", type=float, default=10.0, help="quiet seconds after the burst")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the ordermesh processes"
+    )
     parser.add_argument("--no-baselines", action="store_true", help="skip pgbench and the naive baseline")
     args = parser.parse_args()
     args.scaling = [int(n) for n in args.scaling.split(",") if n]
@@ -854,6 +885,8 @@ def main() -> None:
     unknown = set(scenarios) - {"steady", "hot-sku", "burst"}
     if unknown:
         raise SystemExit(f"error: unknown scenario(s): {', '.join(sorted(unknown))} (steady, hot-sku, burst)")
+    if any("=" not in item for item in args.env):
+        raise SystemExit("error: --env takes NAME=VALUE")
     if args.orders is not None and args.orders < 1:
         raise SystemExit("error: --orders must be positive")
 

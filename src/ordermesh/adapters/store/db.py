@@ -18,6 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from ordermesh.config import normalize_database_url
 
 WRITER_QUEUE_SECONDS = 60  # as long as SQLite's own busy timeout: then the writer gives up loudly
+# Rows per multi-row INSERT ... RETURNING (SQLAlchemy's "insertmanyvalues"). psycopg parses each
+# statement's text for placeholders in Python, and that costs more per row the longer the text:
+# measured 42 us/row at 50 rows, 49 at 100, 88 at 500, 100 at 1,000 (SQLAlchemy's default).
+INSERT_PAGE_ROWS = 100
 
 
 def make_engine(url: str | None, *, pool_size: int = 10, pool_timeout: float = 30.0, echo: bool = False) -> Engine:
@@ -36,6 +40,7 @@ def make_engine(url: str | None, *, pool_size: int = 10, pool_timeout: float = 3
     return create_engine(
         url,
         echo=echo,
+        insertmanyvalues_page_size=INSERT_PAGE_ROWS,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
