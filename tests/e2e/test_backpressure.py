@@ -67,7 +67,7 @@ def test_a_real_server_over_its_limit_answers_429_and_loses_nothing(db_url: str)
         with httpx.Client(base_url=base, headers=bearer(tenant.api_key), timeout=30) as client:
             for round_ in range(5):  # concurrent rounds until the limit has been hit at least once
                 with ThreadPoolExecutor(24) as pool:
-                    answers = list(pool.map(lambda n: post(f"r{round_}-{n}", client), range(48)))
+                    answers = list(pool.map(lambda n, r=round_: post(f"r{r}-{n}", client), range(48)))
                 refused = next((a for a in answers if a.status_code == 429), refused)
                 if refused is not None:
                     break

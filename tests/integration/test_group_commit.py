@@ -46,13 +46,22 @@ def test_one_group_gives_each_order_its_own_outcome(app: Application, shop: Call
     gc = committer(app)
     gc._run(batch)
     first, twin, old, kit, bad_sku, bad_channel = batch
-    assert first.result is not None and first.result.created and first.result.view is not None
-    assert twin.result is not None and not twin.result.created and twin.result.order_id == first.result.order_id
-    assert old.result is not None and not old.result.created and old.result.order_id == before.order_id
-    assert kit.result is not None and kit.result.created
-    assert isinstance(bad_sku.error, InvalidInput) and bad_sku.error.code == "unknown_sku"
+    assert first.result is not None
+    assert first.result.created
+    assert first.result.view is not None
+    assert twin.result is not None
+    assert not twin.result.created
+    assert twin.result.order_id == first.result.order_id
+    assert old.result is not None
+    assert not old.result.created
+    assert old.result.order_id == before.order_id
+    assert kit.result is not None
+    assert kit.result.created
+    assert isinstance(bad_sku.error, InvalidInput)
+    assert bad_sku.error.code == "unknown_sku"
     assert bad_sku.error.details["field"] == "lines.1.sku"
-    assert isinstance(bad_channel.error, InvalidInput) and bad_channel.error.code == "unknown_channel"
+    assert isinstance(bad_channel.error, InvalidInput)
+    assert bad_channel.error.code == "unknown_channel"
     assert (gc.groups, gc.grouped_orders, gc.fallbacks) == (1, 6, 0)
     # Three orders in all; each new one with its lines, one "created" event and one outbox message.
     assert counts(app, shop.tenant_id) == {"orders": 3, "order_lines": 4, "order_events": 3, "outbox": 3}
@@ -60,7 +69,8 @@ def test_one_group_gives_each_order_its_own_outcome(app: Application, shop: Call
     stored = order_views.get_order(app.read_uow(), shop, first.result.order_id)
     assert first.result.view == {key: stored[key] for key in first.result.view}
     kit_order = order_views.get_order(app.read_uow(), shop, kit.result.order_id)
-    assert kit_order["channel"] == "shopee-1" and kit_order["total_amount"] == "150000.0000"
+    assert kit_order["channel"] == "shopee-1"
+    assert kit_order["total_amount"] == "150000.0000"
     with app.read_uow() as uow:
         components = uow.session.scalar(select(OrderLine.components).where(OrderLine.order_id == kit.result.order_id))
         payloads = uow.session.scalars(
@@ -108,9 +118,11 @@ def test_a_value_the_database_refuses_fails_only_its_own_order(app: Application,
     gc = committer(app)
     gc._run(batch)
     assert gc.fallbacks == 1
-    assert batch[0].result is not None and batch[0].result.created
+    assert batch[0].result is not None
+    assert batch[0].result.created
     assert isinstance(batch[1].error, DataError)
-    assert batch[2].result is not None and batch[2].result.created
+    assert batch[2].result is not None
+    assert batch[2].result.created
     assert counts(app, shop.tenant_id) == {"orders": 2, "order_lines": 2, "order_events": 2, "outbox": 2}
 
 
