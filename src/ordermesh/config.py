@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Workers
     auto_release: bool = Field(default=False, description="Release orders to nodes as soon as allocated.")
     allocation_batch_size: int = Field(default=500, ge=1, le=10_000)
+    allocation_batch_max: int = Field(
+        default=2000, ge=1, le=10_000, description="Largest batch when a backlog builds up (the batch size doubles)."
+    )
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     allocation_linger_seconds: float = Field(
         default=0.05, ge=0, description="Pause between allocation passes so orders arriving together share a batch."
