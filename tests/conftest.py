@@ -111,7 +111,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+# A fixed test key for sealing credentials (never used outside tests).
+TEST_SECRET_KEY = "tnrDHm0v0mSwN1YkqvQUqL0uM3iNnJ0Y6VSpLRMN8vw="
+
+
 def make_app(url: str, **overrides: object) -> Application:
+    overrides.setdefault("secret_key", TEST_SECRET_KEY)
     return bootstrap(Settings(database_url=url, **overrides))  # type: ignore[arg-type]
 
 

@@ -34,10 +34,14 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 tenant_app = typer.Typer(no_args_is_help=True, help="Tenants.")
 apikey_app = typer.Typer(no_args_is_help=True, help="API keys.")
 import_app = typer.Typer(no_args_is_help=True, help="Bulk imports.")
+simulate_app = typer.Typer(
+    no_args_is_help=True, help="Run a local simulator of a marketplace or carrier (real paths, signatures, faults)."
+)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(import_app, name="import")
+app.add_typer(simulate_app, name="simulate")
 
 err = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width
 
@@ -209,6 +213,14 @@ def serve(
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
     )
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for ORDERMESH_SECRET_KEY (seals channel and carrier credentials at rest)."""
+    from ordermesh.adapters.secrets import SecretBox
+
+    typer.echo(SecretBox.generate_key())
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_PATH = "./ordermesh.db"
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     group_commit_max_orders: int = Field(default=256, ge=1, le=5000)
     max_pending_writes: int = Field(
         default=256, ge=1, description="Write requests one server process holds at once; more are answered 429."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) sealing channel and carrier credentials at rest; the first of a comma list seals.",
     )
 
     @property

@@ -1,6 +1,7 @@
-"""The outbox dispatcher (``services.outbox.deliver_batch``) with fake handlers, on SQLite and
-PostgreSQL: at least once, in order per aggregate, retries with backoff, dead letters after
-``max_attempts`` or a permanent error, and an operator's retry puts a dead letter back."""
+"""The outbox dispatcher (``services.outbox.deliver_due``) with fake handlers, on SQLite and
+PostgreSQL: at least once (a lease that runs out is offered again), no transaction open while a
+handler runs, in order per aggregate, retries with backoff (longer when the destination asks),
+dead letters after ``max_attempts`` or a permanent error, and an operator's retry puts a dead letter back."""
 
 from __future__ import annotations
 
@@ -73,10 +74,7 @@ def append(app: Application, caller: Caller, aggregate: str, event_type: str = "
 
 
 def deliver(app: Application, handlers: dict[str, Handler], *, max_attempts: int = 10) -> DeliveryReport:
-    with app.uow() as uow:
-        report = outbox.deliver_batch(uow.session, handlers, limit=100, max_attempts=max_attempts)
-        uow.commit()
-        return report
+    return outbox.deliver_due(app.uow, handlers, limit=100, max_attempts=max_attempts)
 
 
 def message(app: Application, message_id: int) -> dict[str, Any]:
@@ -116,18 +114,50 @@ def test_each_due_message_is_delivered_and_marked_delivered(app: Application, ca
     assert handler.ids == [first, second]  # nothing offered twice once delivered
 
 
-def test_a_delivery_whose_commit_is_lost_is_offered_again(app: Application, caller: Caller, clock: Clock) -> None:
-    """At least once: the dispatcher crashing after the handler ran but before its commit leaves the
-    message pending, so it is offered again (the receiver dedupes on the idempotency key)."""
+def test_a_dispatcher_that_dies_mid_delivery_leaves_the_message_to_be_offered_again(
+    app: Application, caller: Caller, clock: Clock
+) -> None:
+    """At least once: a dispatcher that claimed a message (and perhaps delivered it) but died before
+    recording the outcome holds only a lease; when it runs out the message is offered again, and the
+    receiver dedupes on the idempotency key. Until then nobody else is offered it."""
     message_id = append(app, caller, "order:1")
     handler = Recorder()
-    with app.uow() as uow:
-        assert outbox.deliver_batch(uow.session, {"order.*": handler}).delivered == 1
-        # no commit: the process died here
+    claimed = outbox.claim(app.uow(), limit=10, lease_seconds=60)
+    assert [envelope.id for envelope, _ in claimed] == [message_id]
+    handler(claimed[0][0])  # delivered ... and then the process died
 
-    assert message(app, message_id)["status"] == "pending"
+    assert deliver(app, {"order.*": handler}).handled == 0  # leased
+    clock.advance(61)
     assert deliver(app, {"order.*": handler}).delivered == 1
     assert [e.idempotency_key for e in handler.seen] == [f"order.created:{message_id}"] * 2
+    assert message(app, message_id)["attempts"] == 2
+
+
+def test_no_transaction_is_open_while_a_handler_runs(app: Application, caller: Caller, clock: Clock) -> None:
+    """A slow destination must not hold database locks: during the handler, another writer can update
+    the very row being delivered."""
+    message_id = append(app, caller, "order:1")
+    seen_status = []
+
+    def slow_destination(envelope: Envelope) -> None:
+        with app.uow() as uow:  # would wait on (or deadlock against) a held row lock / writer lock
+            row = uow.session.get(OutboxMessage, envelope.id, with_for_update=True)
+            assert row is not None
+            seen_status.append(row.status)
+            uow.commit()
+
+    assert deliver(app, {"order.*": slow_destination}).delivered == 1
+    assert seen_status == ["pending"]
+    assert message(app, message_id)["status"] == "delivered"
+
+
+def test_a_retry_after_hint_longer_than_the_backoff_is_honoured(app: Application, caller: Caller, clock: Clock) -> None:
+    message_id = append(app, caller, "order:1")
+    handler = Recorder()
+    handler.failures[message_id] = TransientDeliveryError("429 from Shopify", retry_after=30)
+
+    assert deliver(app, {"order.*": handler}).retried == 1
+    assert message(app, message_id)["next_attempt_at"] == clock.now + timedelta(seconds=30)
 
 
 def test_wildcard_and_exact_subscribers_each_receive_the_message(
@@ -321,19 +351,29 @@ def test_a_message_appended_in_a_rolled_back_unit_of_work_never_exists(app: Appl
 
 
 def test_two_dispatchers_never_offer_one_message_at_the_same_time(pg_url: str) -> None:
-    """PostgreSQL: a dispatcher holds the rows it works on; a second one skips them (SKIP LOCKED)."""
+    """PostgreSQL, real threads: dispatchers racing over the same due messages each deliver a disjoint
+    share (SKIP LOCKED while claiming, then the lease), and every message is delivered exactly once."""
+    import threading
+
     app = make_app(pg_url)
     try:
         caller = Caller(tenants.create_tenant(app.uow(), "dispatch").tenant_id, "admin", "test")
-        ids = [append(app, caller, f"order:{n}") for n in range(3)]
-        first, second = Recorder(), Recorder()
-        with app.uow() as holding:
-            outbox.deliver_batch(holding.session, {"order.*": first})
-            assert deliver(app, {"order.*": second}).handled == 0  # every due row is held by the first
-            holding.commit()
-        assert deliver(app, {"order.*": second}).handled == 0  # and now they are delivered
+        ids = [append(app, caller, f"order:{n}") for n in range(60)]
+        recorders = [Recorder() for _ in range(4)]
+        start = threading.Barrier(len(recorders))
 
-        assert first.ids == ids
-        assert second.ids == []
+        def run(recorder: Recorder) -> None:
+            start.wait()
+            while outbox.deliver_due(app.uow, {"order.*": recorder}, limit=5).handled:
+                pass
+
+        threads = [threading.Thread(target=run, args=(recorder,)) for recorder in recorders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+        offered = sorted(i for recorder in recorders for i in recorder.ids)
+        assert offered == ids
     finally:
         app.close()

@@ -21,19 +21,24 @@ from typing import Any
 from sqlalchemy import and_, exists, select, text
 from sqlalchemy.orm import Session, aliased
 
+from ordermesh.adapters.outbound import PermanentDeliveryError, TransientDeliveryError
 from ordermesh.adapters.store.tables import OutboxMessage
 from ordermesh.adapters.store.types import utcnow
+from ordermesh.services.unit_of_work import UnitOfWork
+
+__all__ = [
+    "DeliveryReport",
+    "Envelope",
+    "Handler",
+    "PermanentDeliveryError",
+    "TransientDeliveryError",
+    "append",
+    "deliver_due",
+]
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 MAX_BACKOFF_SECONDS = 300
-
-
-class TransientDeliveryError(Exception):
-    """The destination may accept the message later (5xx, 429, timeout)."""
-
-
-class PermanentDeliveryError(Exception):
-    """The destination will never accept this message as it is (a 4xx that is not a rate limit)."""
+DEFAULT_LEASE_SECONDS = 120.0  # a handler that takes longer than this may see its message offered twice
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,68 +114,131 @@ def backoff_seconds(attempts: int) -> float:
     return base * random.uniform(0.5, 1.0)
 
 
-def deliver_batch(
-    session: Session,
+def retry_pause(attempts: int, error: BaseException) -> float:
+    """Seconds before the next attempt: exponential backoff with jitter, or longer if the destination
+    asked for it (``Retry-After`` carried by ``TransientDeliveryError.retry_after``)."""
+    pause = backoff_seconds(attempts)
+    hint = getattr(error, "retry_after", None)
+    if isinstance(hint, int | float):
+        pause = max(pause, min(float(hint), MAX_BACKOFF_SECONDS))
+    return pause
+
+
+def deliver_due(
+    new_uow: Callable[[], UnitOfWork],
     handlers: Mapping[str, Handler],
     *,
     limit: int = 100,
     max_attempts: int = 10,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> DeliveryReport:
-    """Deliver up to ``limit`` due messages; the caller commits. ``handlers`` maps an event type, or a
-    prefix ending in ``*`` (``"order.*"``), to a handler. Messages nobody subscribes to are marked
-    delivered: they stay readable through the event feed."""
+    """Deliver up to ``limit`` due messages. ``handlers`` maps an event type, or a prefix ending in ``*``
+    (``"order.*"``), to a handler. Messages nobody subscribes to are marked delivered: they stay readable
+    through the event feed.
+
+    Three steps, so no transaction is open while a handler talks to a slow marketplace: claim (take a lease
+    on the due rows and commit), call the handlers, then record each outcome in a new transaction. A
+    dispatcher that dies between claim and record leaves its lease to expire, and the message is offered
+    again: at least once, never lost."""
+    claimed = claim(new_uow(), limit=limit, lease_seconds=lease_seconds)
+    report = DeliveryReport()
+    outcomes: list[tuple[Envelope, int, BaseException | None]] = []
+    for envelope, attempts in claimed:
+        try:
+            for handler in _subscribers(handlers, envelope.event_type):
+                handler(envelope)
+        except Exception as error:
+            outcomes.append((envelope, attempts, error))
+        else:
+            outcomes.append((envelope, attempts, None))
+    if outcomes:
+        record(new_uow(), outcomes, max_attempts=max_attempts, report=report)
+    return report
+
+
+def claim(uow: UnitOfWork, *, limit: int, lease_seconds: float) -> list[tuple[Envelope, int]]:
+    """Lease the due messages (the first pending one of each aggregate) and commit; returns each with its
+    attempt number, which ``record`` uses to ignore an outcome whose lease was since taken by another."""
     now = utcnow()
     earlier = aliased(OutboxMessage)
-    due = session.scalars(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.status == PENDING,
-            OutboxMessage.next_attempt_at <= now,
-            ~exists().where(
-                and_(
-                    earlier.aggregate_type == OutboxMessage.aggregate_type,
-                    earlier.aggregate_id == OutboxMessage.aggregate_id,
-                    earlier.status != DELIVERED,
-                    earlier.id < OutboxMessage.id,
+    with uow:
+        due = uow.session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == PENDING,
+                OutboxMessage.next_attempt_at <= now,
+                ~exists().where(
+                    and_(
+                        earlier.aggregate_type == OutboxMessage.aggregate_type,
+                        earlier.aggregate_id == OutboxMessage.aggregate_id,
+                        earlier.status != DELIVERED,
+                        earlier.id < OutboxMessage.id,
+                    )
+                ),
+            )
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        claimed = []
+        for message in due:
+            message.attempts += 1
+            message.next_attempt_at = now + timedelta(seconds=lease_seconds)
+            claimed.append(
+                (
+                    Envelope(
+                        message.id,
+                        message.tenant_id,
+                        message.aggregate_type,
+                        message.aggregate_id,
+                        message.event_type,
+                        message.payload,
+                    ),
+                    message.attempts,
                 )
-            ),
-        )
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    report = DeliveryReport()
-    for message in due:
-        subscribers = _subscribers(handlers, message.event_type)
-        envelope = Envelope(
-            message.id,
-            message.tenant_id,
-            message.aggregate_type,
-            message.aggregate_id,
-            message.event_type,
-            message.payload,
-        )
-        message.attempts += 1
-        try:
-            for handler in subscribers:
-                handler(envelope)
-        except PermanentDeliveryError as error:
-            message.status, message.last_error = DEAD, f"permanent: {error}"
-            report.dead += 1
+            )
+        uow.commit()
+    return claimed
+
+
+def record(
+    uow: UnitOfWork,
+    outcomes: list[tuple[Envelope, int, BaseException | None]],
+    *,
+    max_attempts: int,
+    report: DeliveryReport,
+) -> None:
+    now = utcnow()
+    with uow:
+        rows = {
+            row.id: row
+            for row in uow.session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.id.in_([envelope.id for envelope, _, _ in outcomes]))
+                .with_for_update()
+            )
+        }
+        for envelope, attempts, error in outcomes:
+            message = rows.get(envelope.id)
+            if message is None or message.attempts != attempts or message.status != PENDING:
+                continue  # the lease ran out and another dispatcher owns the message now
+            if error is None:
+                message.status, message.delivered_at, message.last_error = DELIVERED, now, None
+                report.delivered += 1
+                continue
+            message.last_error = f"{type(error).__name__}: {error}"[:2000]
             report.errors.append(message.last_error)
-        except Exception as error:
-            message.last_error = f"{type(error).__name__}: {error}"
-            report.errors.append(message.last_error)
-            if message.attempts >= max_attempts:
+            if isinstance(error, PermanentDeliveryError):
+                message.status, message.last_error = DEAD, f"permanent: {error}"[:2000]
+                report.errors[-1] = message.last_error
+                report.dead += 1
+            elif attempts >= max_attempts:
                 message.status = DEAD
                 report.dead += 1
             else:
-                message.next_attempt_at = now + timedelta(seconds=backoff_seconds(message.attempts))
+                message.next_attempt_at = now + timedelta(seconds=retry_pause(attempts, error))
                 report.retried += 1
-        else:
-            message.status, message.delivered_at, message.last_error = DELIVERED, now, None
-            report.delivered += 1
-    return report
+        uow.commit()
 
 
 def _subscribers(handlers: Mapping[str, Handler], event_type: str) -> list[Handler]:

@@ -1,8 +1,9 @@
 """The worker loop.
 
 Each pass: turn stock arrivals into re-queued backorders, drain the allocation queue in batches,
-then deliver due outbox messages. Between passes it sleeps until woken (an in-process event in the
-embedded mode, PostgreSQL ``LISTEN`` across processes) or the poll interval passes. Any number of
+run due periodic jobs, process stored webhook deliveries, then deliver due outbox messages. Between
+passes it sleeps until woken (an in-process event in the embedded mode, PostgreSQL ``LISTEN`` across
+processes) or the poll interval passes. Any number of
 loops can run against one PostgreSQL database: they coordinate only through row locks and
 ``SKIP LOCKED``. A failing pass is logged and retried after a pause; the loop never dies of it.
 """
@@ -18,7 +19,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ordermesh.bootstrap import Application
-from ordermesh.services import allocation, outbox, rerouting
+from ordermesh.services import allocation, inbox, jobs, outbox, rerouting
 
 log = logging.getLogger("ordermesh.workers")
 
@@ -33,6 +34,7 @@ BATCH_SECONDS = Histogram(
 )
 BATCH_SIZE = Gauge("ordermesh_allocator_batch_size", "Orders the allocator will claim in its next batch")
 OUTBOX_MESSAGES = Counter("ordermesh_outbox_messages_total", "Outbox delivery outcomes", ["outcome"])
+INBOX_DELIVERIES = Counter("ordermesh_inbox_deliveries_total", "Webhook inbox processing outcomes", ["outcome"])
 WORKER_ERRORS = Counter("ordermesh_worker_errors_total", "Worker passes that failed")
 
 
@@ -92,11 +94,19 @@ class Worker:
                 self.stats.by_status[status] = self.stats.by_status.get(status, 0) + count
             if outcome.claimed < limit:
                 break
-        with self.app.uow() as uow:
-            report = outbox.deliver_batch(
-                uow.session, self.app.handlers, limit=500, max_attempts=settings.outbox_max_attempts
-            )
-            uow.commit()
+        work += jobs.run_due(self.app.uow, self.app.jobs)
+        received = inbox.process_due(self.app, limit=200)
+        work += received.handled
+        for outcome_name, count in (
+            ("processed", received.processed),
+            ("retried", received.retried),
+            ("dead", received.dead),
+        ):
+            if count:
+                INBOX_DELIVERIES.labels(outcome_name).inc(count)
+        report = outbox.deliver_due(
+            self.app.uow, self.app.handlers, limit=500, max_attempts=settings.outbox_max_attempts
+        )
         self.stats.messages_delivered += report.delivered
         for outcome_name, count in (
             ("delivered", report.delivered),

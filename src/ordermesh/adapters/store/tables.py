@@ -384,3 +384,6 @@ class StockArrival(Base):
     tenant_id: Mapped[int] = _tenant()
     sku_id: Mapped[int] = mapped_column(Id, ForeignKey("skus.id"), nullable=False)
     created_at: Mapped[datetime] = _created()
+
+
+from ordermesh.adapters.store import tables_inbox as _tables_inbox  # noqa: E402, F401  (registers the inbox table)

@@ -1,0 +1,253 @@
+"""What every simulator shares: injected faults, a push sender that misbehaves on demand, and a server.
+
+Faults are set over HTTP, so a test, the demo or a person with curl can make a simulator fail the way real
+platforms do::
+
+    POST /_sim/faults {"fail": [{"status": 503, "count": 2, "path_prefix": "/api"}],
+                       "delay_seconds": 0.5,
+                       "push": {"duplicate": 1, "reorder": true, "drop": 1}}
+    POST /_sim/reset
+
+``fail`` answers the next ``count`` matching requests with ``status`` (429 carries ``Retry-After: 1``);
+``delay_seconds`` slows every platform request; ``push`` makes the next pushes arrive twice (``duplicate``),
+swapped with the one after (``reorder``) or never (``drop``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+log = logging.getLogger("ordermesh.simulators")
+
+CONTROL_PREFIX = "/_sim"
+
+
+class FailRule(BaseModel):
+    status: int = Field(ge=400, le=599)
+    count: int = Field(default=1, ge=1)
+    path_prefix: str = "/"
+
+
+class PushFaults(BaseModel):
+    duplicate: int = Field(default=0, ge=0)  # the next N pushes are delivered twice
+    reorder: bool = False  # hold the next push back and deliver it after the one that follows
+    drop: int = Field(default=0, ge=0)  # the next N pushes are lost
+
+
+class FaultSettings(BaseModel):
+    fail: list[FailRule] = Field(default_factory=list)
+    delay_seconds: float = Field(default=0.0, ge=0, le=60)
+    push: PushFaults = Field(default_factory=PushFaults)
+
+
+@dataclass
+class Faults:
+    """Thread-safe fault switches shared by a simulator's middleware and its push sender."""
+
+    settings: FaultSettings = field(default_factory=FaultSettings)
+    injected: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def update(self, settings: FaultSettings) -> None:
+        with self._lock:
+            self.settings = settings
+
+    def reset(self) -> None:
+        self.update(FaultSettings())
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return self.settings.model_dump() | {"injected": self.injected}
+
+    def delay(self) -> float:
+        with self._lock:
+            return self.settings.delay_seconds
+
+    def take_failure(self, path: str) -> int | None:
+        with self._lock:
+            for rule in self.settings.fail:
+                if rule.count > 0 and path.startswith(rule.path_prefix):
+                    rule.count -= 1
+                    if rule.count == 0:
+                        self.settings.fail.remove(rule)
+                    self.injected += 1
+                    return rule.status
+        return None
+
+    def take_push_fault(self) -> str | None:
+        """ "drop", "duplicate", "reorder" or None for the next push."""
+        with self._lock:
+            push = self.settings.push
+            if push.drop:
+                push.drop -= 1
+                return "drop"
+            if push.duplicate:
+                push.duplicate -= 1
+                return "duplicate"
+            if push.reorder:
+                push.reorder = False
+                return "reorder"
+        return None
+
+
+def install_faults(app: FastAPI, faults: Faults) -> None:
+    """Add the fault middleware and the ``/_sim/faults`` control routes to a simulator app."""
+
+    @app.middleware("http")
+    async def inject(request: Request, call_next: Any) -> Response:
+        path = request.url.path
+        if not path.startswith(CONTROL_PREFIX):
+            pause = faults.delay()
+            if pause:
+                await _sleep(pause)
+            status = faults.take_failure(path)
+            if status is not None:
+                headers = {"Retry-After": "1"} if status == 429 else {}
+                return JSONResponse({"error": "injected_fault", "status": status}, status_code=status, headers=headers)
+        response: Response = await call_next(request)
+        return response
+
+    @app.get(f"{CONTROL_PREFIX}/faults")
+    def read_faults() -> dict[str, Any]:
+        return faults.snapshot()
+
+    @app.post(f"{CONTROL_PREFIX}/faults")
+    def set_faults(settings: FaultSettings) -> dict[str, Any]:
+        faults.update(settings)
+        return faults.snapshot()
+
+    @app.post(f"{CONTROL_PREFIX}/reset")
+    def reset_faults() -> dict[str, Any]:
+        faults.reset()
+        return faults.snapshot()
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    url: str
+    status: int | None  # None: the receiver could not be reached
+    body: bytes
+
+
+class PushSender:
+    """Delivers a platform's pushes from a background thread, honouring the push faults.
+
+    Like the platforms, it does not retry a failed delivery on its own schedule here; tests that need the
+    platform's redelivery use ``duplicate``. Everything attempted is recorded in ``sent``."""
+
+    def __init__(self, faults: Faults, *, timeout: float = 10.0) -> None:
+        self.faults = faults
+        self.sent: list[Sent] = []
+        self.dropped: list[bytes] = []
+        self._queue: queue.Queue[tuple[str, bytes, dict[str, str]] | None] = queue.Queue()
+        self._held: tuple[str, bytes, dict[str, str]] | None = None
+        self._client = httpx.Client(timeout=timeout)
+        self._idle = threading.Event()
+        self._idle.set()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="sim-push", daemon=True)
+        self._thread.start()
+
+    def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+        fault = self.faults.take_push_fault()
+        item = (url, body, dict(headers))
+        if fault == "drop":
+            self.dropped.append(body)
+            return
+        with self._lock:
+            if fault == "reorder" and self._held is None:
+                self._held = item  # delivered right after the next push
+                return
+            held, self._held = self._held, None
+        self._enqueue(item)
+        if fault == "duplicate":
+            self._enqueue(item)
+        if held is not None:
+            self._enqueue(held)
+
+    def _enqueue(self, item: tuple[str, bytes, dict[str, str]]) -> None:
+        with self._lock:
+            self._pending += 1
+            self._idle.clear()
+        self._queue.put(item)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued push was attempted (a held, reordered push is released first)."""
+        with self._lock:
+            held, self._held = self._held, None
+        if held is not None:
+            self._enqueue(held)
+        return self._idle.wait(timeout)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5)
+        self._client.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            url, body, headers = item
+            status: int | None
+            try:
+                status = self._client.post(url, content=body, headers=headers).status_code
+            except httpx.HTTPError as error:
+                log.info("push to %s failed: %s", url, error)
+                status = None
+            self.sent.append(Sent(url, status, body))
+            with self._lock:
+                self._pending -= 1
+                if self._pending == 0:
+                    self._idle.set()
+
+
+def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int) -> None:
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running(app: FastAPI, *, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` on a free local port in a background thread; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name=f"sim-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"simulator did not start on port {port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
