@@ -29,9 +29,13 @@ serve: setup
 	$(BIN)/ordermesh db upgrade
 	$(BIN)/ordermesh serve
 
+BENCH_ARGS ?= --orders 2000 --burst-quiet-rate 2
+
 bench: setup postgres
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/allocation.py --orders 5000
+	$(BIN)/python bench/flash.py $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests bench

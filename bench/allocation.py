@@ -229,7 +229,8 @@ def main() -> None:
     routing = results["routing"]
     print(f"Machine: {results['machine']}; date {results['date']}; command `make bench`\n")
     print(
-        f"Routing v1 (nearest first, kept as a reference), one order of 5 lines over 50 nodes: median {routing['median_us']:.0f} µs, "
+        "Routing v1 (nearest first, kept as a reference), one order of 5 lines over 50 nodes: "
+        f"median {routing['median_us']:.0f} µs, "
         f"p99 {routing['p99_us']:.0f} µs ({routing['orders']} orders)\n"
     )
     print("| backend | scenario | orders | batch | drain time | orders/s | units reserved | oversold levels |")

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -17,6 +18,9 @@ from ordermesh.services.inbox import Processor
 from ordermesh.services.jobs import Job
 from ordermesh.services.outbox import Envelope, Handler
 from ordermesh.services.unit_of_work import IdempotencyKey, UnitOfWork
+
+if TYPE_CHECKING:
+    from ordermesh.services.intake import GroupCommitter
 
 
 @dataclass
@@ -41,6 +45,13 @@ class Application:
 
     def read_uow(self) -> UnitOfWork:
         return UnitOfWork(self._reader)
+
+    @cached_property
+    def intake(self) -> GroupCommitter:
+        """This process's group committer for order captures (services/intake.py)."""
+        from ordermesh.services.intake import GroupCommitter
+
+        return GroupCommitter(self.uow, self.read_uow, max_batch=self.settings.group_commit_max_orders)
 
     def subscribe(self, pattern: str, handler: Handler) -> None:
         """Deliver outbox messages whose type is ``pattern`` (or starts with it, for ``"prefix.*"``)."""
@@ -86,7 +97,9 @@ class Application:
 
 def bootstrap(settings: Settings | None = None, *, handlers: Mapping[str, Handler] | None = None) -> Application:
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, pool_timeout=settings.db_pool_timeout_seconds
+    )
     app = Application(settings=settings, engine=engine, handlers=dict(handlers or {}))
     # Each integration area registers its outbox subscribers, inbox processors and periodic jobs here.
     channel_sync.wire(app)

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Workers
     auto_release: bool = Field(default=False, description="Release orders to nodes as soon as allocated.")
     allocation_batch_size: int = Field(default=500, ge=1, le=10_000)
+    allocation_batch_max: int = Field(
+        default=2000, ge=1, le=10_000, description="Largest batch when a backlog builds up (the batch size doubles)."
+    )
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     allocation_linger_seconds: float = Field(
         default=0.05, ge=0, description="Pause between allocation passes so orders arriving together share a batch."
@@ -31,6 +34,15 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=10, ge=1)
     # Storage
     db_pool_size: int = Field(default=10, ge=1)
+    db_pool_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait for a pooled connection; then the API answers 429."
+    )
+    # Intake under load (see docs/benchmarks.md)
+    group_commit: bool = Field(default=True, description="Concurrent order captures share one transaction.")
+    group_commit_max_orders: int = Field(default=256, ge=1, le=5000)
+    max_pending_writes: int = Field(
+        default=256, ge=1, description="Write requests one server process holds at once; more are answered 429."
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s) sealing channel and carrier credentials at rest; the first of a comma list seals.",

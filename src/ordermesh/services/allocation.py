@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from ordermesh.adapters.store.locks import LevelKey, claim_orders_for_allocation
@@ -158,6 +158,9 @@ def _allocate_for_tenant(
     sales = daily_sales(session, tenant_id, wanted_skus, now)
     quotes = carrier_quotes.cached_for(session, tenant_id, orders, now)  # cached: no carrier is called here
     new_allocations: list[Allocation] = []
+    # Written with one multi-row statement per batch (no ORM objects): nothing in this transaction
+    # reads them back, and they are the largest rows a decision writes.
+    decision_rows: list[dict[str, object]] = []
     for order in orders:
         lines = lines_by_order[order.id]
         demand = [
@@ -200,17 +203,17 @@ def _allocate_for_tenant(
             profile,
             now=now,
         )
-        session.add(
-            RoutingDecisionRecord(
-                tenant_id=tenant_id,
-                order_id=order.id,
-                profile_name=profile.name,
-                profile_version=profile.version,
-                outcome=decision.plan.outcome.value,
-                explanation=decision.explanation,
-                trace=decision.to_dict(),
-                created_at=now,
-            )
+        decision_rows.append(
+            {
+                "tenant_id": tenant_id,
+                "order_id": order.id,
+                "profile_name": profile.name,
+                "profile_version": profile.version,
+                "outcome": decision.plan.outcome.value,
+                "explanation": decision.explanation,
+                "trace": decision.to_dict(),
+                "created_at": now,
+            }
         )
         for node_id in decision.plan.node_ids:
             assigned[node_id] = assigned.get(node_id, 0) + 1
@@ -276,5 +279,23 @@ def _allocate_for_tenant(
             new_allocations.clear()
             session.flush()
             release_allocated(session, order, ACTOR)
-    session.add_all(new_allocations)
+    if decision_rows:
+        session.execute(insert(RoutingDecisionRecord), decision_rows)
+    if new_allocations:
+        session.execute(
+            insert(Allocation),
+            [
+                {
+                    "tenant_id": a.tenant_id,
+                    "order_id": a.order_id,
+                    "order_line_id": a.order_line_id,
+                    "location_id": a.location_id,
+                    "quantity": a.quantity,
+                    "shipped_quantity": a.shipped_quantity,
+                    "shipment_id": None,
+                    "created_at": a.created_at,
+                }
+                for a in new_allocations
+            ],
+        )
     ledger.finish()

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ordermesh.bootstrap import Application
@@ -32,6 +32,7 @@ BATCH_SECONDS = Histogram(
     "Time to allocate one batch, claim to commit",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+BATCH_SIZE = Gauge("ordermesh_allocator_batch_size", "Orders the allocator will claim in its next batch")
 OUTBOX_MESSAGES = Counter("ordermesh_outbox_messages_total", "Outbox delivery outcomes", ["outcome"])
 INBOX_DELIVERIES = Counter("ordermesh_inbox_deliveries_total", "Webhook inbox processing outcomes", ["outcome"])
 WORKER_ERRORS = Counter("ordermesh_worker_errors_total", "Worker passes that failed")
@@ -48,10 +49,20 @@ class WorkerStats:
     by_status: dict[str, int] = field(default_factory=dict)
 
 
+def next_batch_size(current: int, claimed: int, *, base: int, largest: int) -> int:
+    """Batch size adapting to the backlog: a full batch means more is waiting, so the next one is
+    twice as large (up to ``largest``: one batch holds its hot inventory rows until it commits);
+    a batch that was not full means the backlog is gone, so back to ``base``."""
+    if claimed >= current:
+        return min(max(current * 2, base), max(largest, base))
+    return base
+
+
 class Worker:
     def __init__(self, app: Application, *, name: str = "worker") -> None:
         self.app = app
         self.name = name
+        self.batch_size = app.settings.allocation_batch_size
         self.stop_event = threading.Event()
         self.stats = WorkerStats()
         self._threads: list[threading.Thread] = []
@@ -63,9 +74,12 @@ class Worker:
         work += allocation.requeue_backorders(self.app.uow())
         while not self.stop_event.is_set():
             started = time.perf_counter()
-            outcome = allocation.allocate_batch(
-                self.app.uow(), limit=settings.allocation_batch_size, auto_release=settings.auto_release
+            limit = self.batch_size
+            outcome = allocation.allocate_batch(self.app.uow(), limit=limit, auto_release=settings.auto_release)
+            self.batch_size = next_batch_size(
+                limit, outcome.claimed, base=settings.allocation_batch_size, largest=settings.allocation_batch_max
             )
+            BATCH_SIZE.set(self.batch_size)
             if outcome.claimed == 0:
                 break
             BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -78,7 +92,7 @@ class Worker:
             self.stats.units_reserved += outcome.units_reserved
             for status, count in outcome.by_status.items():
                 self.stats.by_status[status] = self.stats.by_status.get(status, 0) + count
-            if outcome.claimed < settings.allocation_batch_size:
+            if outcome.claimed < limit:
                 break
         work += jobs.run_due(self.app.uow, self.app.jobs)
         received = inbox.process_due(self.app, limit=200)

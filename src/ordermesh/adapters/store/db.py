@@ -18,9 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from ordermesh.config import normalize_database_url
 
 WRITER_QUEUE_SECONDS = 60  # as long as SQLite's own busy timeout: then the writer gives up loudly
+# Rows per multi-row INSERT ... RETURNING (SQLAlchemy's "insertmanyvalues"). psycopg parses each
+# statement's text for placeholders in Python, and that costs more per row the longer the text:
+# measured 42 us/row at 50 rows, 49 at 100, 88 at 500, 100 at 1,000 (SQLAlchemy's default).
+INSERT_PAGE_ROWS = 100
 
 
-def make_engine(url: str | None, *, pool_size: int = 10, echo: bool = False) -> Engine:
+def make_engine(url: str | None, *, pool_size: int = 10, pool_timeout: float = 30.0, echo: bool = False) -> Engine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -29,14 +33,17 @@ def make_engine(url: str | None, *, pool_size: int = 10, echo: bool = False) -> 
             connect_args={"check_same_thread": False, "timeout": 60, "factory": _locking_connection_class()},
             pool_size=pool_size,
             max_overflow=pool_size,
+            pool_timeout=pool_timeout,
         )
         _configure_sqlite(engine)
         return engine
     return create_engine(
         url,
         echo=echo,
+        insertmanyvalues_page_size=INSERT_PAGE_ROWS,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
     )
 

@@ -43,7 +43,10 @@ def create_order(body: OrderCreate, app: AppDep, caller: OrderWriter, key: Idemp
         discount=body.discount,
         shipping_fee=body.shipping_fee,
     )
-    captured = orders.capture_order(write_uow(app, caller, key), caller, new, lookup=app.read_uow())
+    if key is None and app.settings.group_commit:
+        captured = app.intake.capture(caller, new)  # shares a transaction with concurrent captures
+    else:
+        captured = orders.capture_order(write_uow(app, caller, key), caller, new, lookup=app.read_uow())
     response.headers["Location"] = f"/v1/orders/{captured.order_id}"
     if captured.view is not None:
         return captured.view

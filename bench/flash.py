@@ -1,0 +1,940 @@
+"""Flash-sale benchmark over HTTP (``make bench``; ``python bench/flash.py --help``).
+
+Real processes on this machine: N ``ordermesh serve --no-workers`` and M ``ordermesh worker``
+against a fresh PostgreSQL database (or a SQLite file with ``--backend sqlite``), driven over HTTP
+by many concurrent asyncio + httpx clients. Scenarios (issue 7):
+
+- steady: orders of 1-5 lines over a 10,000-SKU catalogue drawn with a Zipf law, 3 locations,
+  workers allocating while intake runs;
+- hot-sku: every order wants the one SKU that has 5,000 units over 3 locations, at least 500
+  concurrent clients; intake first, then the backlog is drained by 1, 2 and 4 worker processes
+  (each on a fresh copy of the post-intake database, so every drain starts from the same state);
+- burst: a quiet rate, then 50x that rate for 30 s, then quiet again, workers running.
+
+Each reports accepted orders/s, allocated orders/s, capture latency p50/p99/p99.9, the drain time,
+oversold units, lost and duplicated orders, 5xx answers, 429 answers and the processes' peak memory.
+Beside them, in the same run: PostgreSQL's own ceiling (pgbench: the hot-SKU conditional decrement
+on one row, and one order insert per transaction) and the naive design (bench/naive.py: one
+transaction per order that locks the inventory row) driven by the same clients.
+
+Writes bench/results/<date>-<scenario>.json, a PNG chart per scenario (with the optional ``bench``
+extra: matplotlib) and bench/results/<date>-flash.md (the markdown table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import create_engine, insert, select, text
+
+from ordermesh.adapters.store import migrate
+from ordermesh.adapters.store.tables import InventoryLevel, InventoryMovement, Location, Sku
+from ordermesh.bootstrap import bootstrap
+from ordermesh.config import Settings, normalize_database_url
+from ordermesh.services import catalog, tenants
+from ordermesh.services.unit_of_work import Caller
+
+console = Console(stderr=True)
+RESULTS = Path(__file__).parent / "results"
+PG_ADMIN = os.environ.get("ORDERMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BIN = Path(sys.executable).parent
+LOCATIONS = (("HCM", 10.8, 106.7), ("HAN", 21.0, 105.8), ("DAD", 16.0, 108.2))
+HOT_UNITS = 5000
+PROVINCES = ("Ho Chi Minh", "Ha Noi", "Da Nang", "Hai Phong", "Can Tho")
+PG_MAX_CLIENTS = 90  # max_connections is 100 on the bench machine; pgbench needs a connection per client
+
+
+# --------------------------------------------------------------------------------------------------
+# Databases
+
+
+@dataclass
+class Database:
+    backend: str
+    url: str
+    name: str  # PostgreSQL database name or SQLite file path
+
+    def clone(self) -> Database:
+        """A copy of this database as it is now (nobody may be connected on PostgreSQL)."""
+        if self.backend == "sqlite":
+            target = Path(tempfile.mkdtemp(prefix="om_flash_")) / "copy.db"
+            with psycopg_free_sqlite_checkpoint(self.name):
+                shutil.copy(self.name, target)
+            return Database("sqlite", f"sqlite:///{target}", str(target))
+        name = f"om_flash_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
+        return Database("postgresql", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", name)
+
+    def drop(self) -> None:
+        if self.backend == "sqlite":
+            shutil.rmtree(Path(self.name).parent, ignore_errors=True)
+            return
+        with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def scalar(self, sql: str) -> Any:
+        engine = create_engine(normalize_database_url(self.url))
+        try:
+            with engine.connect() as connection:
+                return connection.execute(text(sql)).scalar()
+        finally:
+            engine.dispose()
+
+
+class psycopg_free_sqlite_checkpoint:  # noqa: N801 - a context manager used like a function
+    """Fold the WAL into the main file so a plain file copy is the whole database."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        import sqlite3
+
+        with sqlite3.connect(self.path) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def new_database(backend: str) -> Database:
+    if backend == "sqlite":
+        path = Path(tempfile.mkdtemp(prefix="om_flash_")) / "flash.db"
+        return Database("sqlite", f"sqlite:///{path}", str(path))
+    name = f"om_flash_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return Database("postgresql", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", name)
+
+
+def seed(db: Database, *, skus: int, units: Callable[[int], int]) -> str:
+    """Migrate, create a tenant with 3 locations and ``skus`` SKUs, count opening stock; the API key."""
+    migrate.upgrade(db.url)
+    app = bootstrap(Settings(database_url=db.url))
+    try:
+        created = tenants.create_tenant(app.uow(), "flash")
+        caller = Caller(created.tenant_id, "admin", "bench")
+        codes = ["HOT"] if skus == 1 else [f"S{i:05d}" for i in range(skus)]
+        catalog.upsert_skus(app.uow(), caller, [catalog.SkuInput(code, f"SKU {code}", 200) for code in codes])
+        for code, lat, lon in LOCATIONS:
+            catalog.upsert_location(app.uow(), caller, code, catalog.LocationInput(code, latitude=lat, longitude=lon))
+        with app.uow() as uow:
+            locations = uow.session.scalars(select(Location.id).where(Location.tenant_id == caller.tenant_id)).all()
+            sku_ids = uow.session.scalars(select(Sku.id).where(Sku.tenant_id == caller.tenant_id).order_by(Sku.id))
+            sku_ids = list(sku_ids)
+            now = datetime.now(UTC)
+            rows = [
+                (loc, sku, units(index * len(locations) + position))
+                for index, sku in enumerate(sku_ids)
+                for position, loc in enumerate(locations)
+            ]
+            common = {"tenant_id": caller.tenant_id, "safety_stock": 0}
+            uow.session.execute(
+                insert(InventoryLevel),
+                [
+                    {**common, "location_id": loc, "sku_id": sku, "on_hand": n, "reserved": 0, "updated_at": now}
+                    for loc, sku, n in rows
+                ],
+            )
+            uow.session.execute(
+                insert(InventoryMovement),
+                [
+                    {
+                        "tenant_id": caller.tenant_id,
+                        "location_id": loc,
+                        "sku_id": sku,
+                        "reason": "count",
+                        "on_hand_delta": n,
+                        "reserved_delta": 0,
+                        "safety_stock_delta": 0,
+                        "reference": "bench",
+                        "actor": "bench",
+                        "created_at": now,
+                    }
+                    for loc, sku, n in rows
+                ],
+            )
+            uow.commit()
+        return created.api_key
+    finally:
+        app.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str], name: str) -> None:
+        self.name = name
+        self.process = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM: the most resident memory the process ever had."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(match.group(1)) / 1024 if match else 0.0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the process has used so far (noisy neighbours do not inflate it)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT if "serve" in self.name else signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode(errors="replace")[-2000:]
+
+
+def env_for(db: Database, extra: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, "ORDERMESH_DATABASE_URL": db.url, "ORDERMESH_LOG_LEVEL": "warning", **extra}
+
+
+def start_servers(db: Database, count: int, extra: dict[str, str]) -> tuple[list[Proc], list[str]]:
+    procs, urls = [], []
+    for index in range(count):
+        port = free_port()
+        args = [str(BIN / "ordermesh"), "serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)]
+        procs.append(Proc(args, env_for(db, extra), f"serve-{index}"))
+        urls.append(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 60
+    for proc, url in zip(procs, urls, strict=True):
+        while True:
+            if proc.process.poll() is not None:
+                raise SystemExit(f"error: {proc.name} exited: {proc.stop()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"error: {proc.name} did not answer /healthz within 60 s")
+            time.sleep(0.1)
+    return procs, urls
+
+
+def start_workers(db: Database, count: int, extra: dict[str, str]) -> list[Proc]:
+    return [Proc([str(BIN / "ordermesh"), "worker"], env_for(db, extra), f"worker-{i}") for i in range(count)]
+
+
+def cpu_of(procs: list[Proc]) -> float:
+    return round(sum(proc.cpu_seconds() for proc in procs), 2)
+
+
+def stop_all(procs: list[Proc]) -> dict[str, float]:
+    peaks = {proc.name: round(proc.peak_rss_mb(), 1) for proc in procs}
+    for proc in procs:
+        log = proc.stop()
+        if "Traceback" in log:
+            console.print(f"[yellow]{proc.name} logged an error:[/yellow]\n{log}")
+    return peaks
+
+
+# --------------------------------------------------------------------------------------------------
+# Load
+
+
+@dataclass
+class Load:
+    latencies: list[float] = field(default_factory=list)  # seconds, of every answered request
+    statuses: Counter[int] = field(default_factory=Counter)
+    transport_errors: int = 0
+    refused: int = 0  # answered 4xx other than 429: a bug in the benchmark or the server
+    accepted: set[str] = field(default_factory=set)  # external ids answered 200/201
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, accepted so far)
+    seconds: float = 0.0
+
+
+def order_payload(rng: random.Random, external_id: str, skus: list[str], weights: list[float] | None) -> dict[str, Any]:
+    picks = [skus[0]] if weights is None else list(dict.fromkeys(rng.choices(skus, weights, k=rng.randint(1, 5))))
+    lat, lon = 10 + rng.random() * 11, 105 + rng.random() * 3
+    return {
+        "channel": "direct",
+        "external_id": external_id,
+        "currency": "VND",
+        "lines": [{"sku": sku, "quantity": 1, "unit_price": "199000"} for sku in picks],
+        "shipping_address": {
+            "name": "Buyer",
+            "address_lines": [f"{rng.randint(1, 400)} Duong {rng.randint(1, 60)}"],
+            "province": rng.choice(PROVINCES),
+            "country": "VN",
+            "latitude": round(lat, 4),
+            "longitude": round(lon, 4),
+        },
+    }
+
+
+async def post_until_answered(
+    client: httpx.AsyncClient, url: str, payload: dict[str, Any], load: Load, deadline: float
+) -> None:
+    """POST one order; on 429 (or a dropped connection) wait as told and send it again."""
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            response = await client.post(f"{url}/v1/orders", json=payload)
+        except httpx.TransportError:
+            load.transport_errors += 1
+            await asyncio.sleep(0.5)
+            continue
+        load.latencies.append(time.perf_counter() - started)
+        load.statuses[response.status_code] += 1
+        if response.status_code in (200, 201):
+            load.accepted.add(payload["external_id"])
+            return
+        if response.status_code == 429 or response.status_code >= 500:
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")) * random.uniform(0.5, 1.5))
+            continue
+        load.refused += 1
+        if load.refused <= 3:
+            console.print(f"[red]order {payload['external_id']} refused: {response.status_code} {response.text[:200]}")
+        return
+
+
+async def drive(
+    urls: list[str],
+    api_key: str,
+    payloads: Iterator[dict[str, Any]],
+    total: int,
+    *,
+    concurrency: int,
+    schedule: Callable[[int], float] | None = None,
+    label: str,
+) -> Load:
+    """Closed loop (``concurrency`` clients each posting the next order as soon as the last was
+    answered) or, with ``schedule`` (order number -> seconds after start), open loop at that pace."""
+    load = Load()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    deadline = time.monotonic() + 3600
+    started = time.monotonic()
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=120) as client:
+        with Progress(
+            TextColumn("{task.description:<24}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[rate]}"),
+            console=console,
+        ) as progress:
+            task = progress.add_task(label, total=total, rate="")
+
+            async def sample() -> None:
+                while True:
+                    elapsed = time.monotonic() - started
+                    load.timeline.append((elapsed, len(load.accepted)))
+                    rate = len(load.accepted) / elapsed if elapsed else 0
+                    progress.update(task, completed=len(load.accepted), rate=f"{rate:,.0f}/s")
+                    await asyncio.sleep(0.25)
+
+            sampler = asyncio.create_task(sample())
+            if schedule is None:
+                counter = iter(range(total))
+
+                async def client_loop(number: int) -> None:
+                    for _ in counter:
+                        payload = next(payloads)
+                        await post_until_answered(client, urls[number % len(urls)], payload, load, deadline)
+
+                await asyncio.gather(*(client_loop(n) for n in range(concurrency)))
+            else:
+                gate = asyncio.Semaphore(concurrency)
+
+                async def one(number: int, payload: dict[str, Any]) -> None:
+                    async with gate:
+                        await post_until_answered(client, urls[number % len(urls)], payload, load, deadline)
+
+                tasks = []
+                for number in range(total):
+                    delay = started + schedule(number) - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(one(number, next(payloads))))
+                await asyncio.gather(*tasks)
+            load.seconds = time.monotonic() - started
+            sampler.cancel()
+            load.timeline.append((load.seconds, len(load.accepted)))
+    return load
+
+
+def per_order_ms(cpu_seconds: float, orders: int) -> float:
+    return round(cpu_seconds * 1000 / orders, 2) if orders else 0.0
+
+
+def quantile_ms(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks
+
+
+def backlog(db: Database) -> int:
+    return int(db.scalar("SELECT count(*) FROM orders WHERE needs_allocation") or 0)
+
+
+def wait_drained(db: Database, total: int, label: str, timeout: float = 1800) -> tuple[float, list[tuple[float, int]]]:
+    started = time.monotonic()
+    timeline = []
+    with Progress(
+        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        while time.monotonic() - started < timeout:
+            left = backlog(db)
+            timeline.append((time.monotonic() - started, total - left))
+            progress.update(task, completed=total - left)
+            if left == 0:
+                break
+            time.sleep(0.2)
+    return time.monotonic() - started, timeline
+
+
+def audit(db: Database, accepted: set[str]) -> dict[str, int]:
+    """Oversold units, lost and duplicated orders, and whether every decision kept its trace."""
+    engine = create_engine(normalize_database_url(db.url))
+    try:
+        with engine.connect() as connection:
+            stored = Counter(connection.execute(text("SELECT external_id FROM orders")).scalars())
+            oversold = connection.execute(
+                text("SELECT coalesce(sum(reserved - on_hand), 0) FROM inventory_levels WHERE reserved > on_hand")
+            ).scalar()
+            ledger_mismatch = connection.execute(
+                text(
+                    "SELECT count(*) FROM inventory_levels l JOIN (SELECT location_id, sku_id,"
+                    " sum(reserved_delta) AS r FROM inventory_movements GROUP BY location_id, sku_id) m"
+                    " ON m.location_id = l.location_id AND m.sku_id = l.sku_id WHERE m.r <> l.reserved"
+                )
+            ).scalar()
+            allocated_units = connection.execute(text("SELECT coalesce(sum(quantity), 0) FROM allocations")).scalar()
+            reserved_units = connection.execute(
+                text("SELECT coalesce(sum(reserved), 0) FROM inventory_levels")
+            ).scalar()
+            untraced = connection.execute(
+                text(
+                    "SELECT count(*) FROM orders o WHERE NOT o.needs_allocation AND NOT EXISTS"
+                    " (SELECT 1 FROM routing_decisions d WHERE d.order_id = o.id)"
+                )
+            ).scalar()
+    finally:
+        engine.dispose()
+    return {
+        "stored": sum(stored.values()),
+        "lost": len(accepted - set(stored)),
+        "duplicated": sum(n - 1 for n in stored.values() if n > 1),
+        "oversold_units": int(oversold or 0),
+        "ledger_mismatched_levels": int(ledger_mismatch or 0),
+        "units_allocated": int(allocated_units or 0),
+        "units_reserved": int(reserved_units or 0),
+        "orders_without_trace": int(untraced or 0),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Scenarios
+
+
+def payload_stream(scenario: str, seed_: int, skus: list[str]) -> Iterator[dict[str, Any]]:
+    rng = random.Random(seed_)
+    run = uuid.uuid4().hex[:6]
+    weights = None if scenario == "hot-sku" else [1 / (rank + 1) for rank in range(len(skus))]
+    number = 0
+    while True:
+        yield order_payload(rng, f"{scenario}-{run}-{number:07d}", skus, weights)
+        number += 1
+
+
+def summary(load: Load, scenario: str, orders: int) -> dict[str, Any]:
+    return {
+        "scenario": scenario,
+        "orders": orders,
+        "accepted": len(load.accepted),
+        "intake_seconds": round(load.seconds, 2),
+        "accepted_per_second": round(len(load.accepted) / load.seconds, 1) if load.seconds else 0,
+        "capture_p50_ms": quantile_ms(load.latencies, 0.50),
+        "capture_p99_ms": quantile_ms(load.latencies, 0.99),
+        "capture_p999_ms": quantile_ms(load.latencies, 0.999),
+        "http_statuses": {str(k): v for k, v in sorted(load.statuses.items())},
+        "http_5xx": sum(v for k, v in load.statuses.items() if k >= 500),
+        "http_429": load.statuses.get(429, 0),
+        "transport_errors": load.transport_errors,
+        "refused_4xx": load.refused,
+    }
+
+
+def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    orders = args.orders or 20_000
+    db = new_database(backend)
+    try:
+        skus = [f"S{i:05d}" for i in range(10_000)]
+        api_key = seed(db, skus=len(skus), units=lambda _: 30)
+        procs, urls = start_servers(db, args.servers, server_env(args))
+        workers = start_workers(db, args.workers, worker_env(args))
+        procs += workers
+        started = time.monotonic()
+        load = asyncio.run(
+            drive(
+                urls, api_key, payload_stream("steady", 1, skus), orders, concurrency=args.concurrency, label="steady"
+            )
+        )
+        drained, allocation_timeline = wait_drained(db, 0, "steady: draining")
+        total_seconds = time.monotonic() - started
+        server_cpu, worker_cpu = cpu_of(procs[: args.servers]), cpu_of(workers)
+        peaks = stop_all(procs)
+        return summary(load, "steady", orders) | {
+            "backend": backend,
+            "servers": args.servers,
+            "workers": args.workers,
+            "concurrency": args.concurrency,
+            "drain_after_intake_seconds": round(drained, 2),
+            "allocated_per_second": round(len(load.accepted) / total_seconds, 1),
+            "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
+            "worker_cpu_ms_per_order": per_order_ms(worker_cpu, len(load.accepted)),
+            "peak_rss_mb": peaks,
+            "audit": audit(db, load.accepted),
+            "timeline": {"accepted": load.timeline, "drain": allocation_timeline},
+        }
+    finally:
+        db.drop()
+
+
+def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    orders = args.orders or 20_000
+    concurrency = max(args.concurrency, args.hot_concurrency)
+    db = new_database(backend)
+    clones: list[Database] = []
+    try:
+        per_location = [HOT_UNITS // 3 + (1 if i < HOT_UNITS % 3 else 0) for i in range(3)]
+        api_key = seed(db, skus=1, units=lambda i: per_location[i])
+        procs, urls = start_servers(db, args.servers, server_env(args))
+        load = asyncio.run(
+            drive(urls, api_key, payload_stream("hot-sku", 2, ["HOT"]), orders, concurrency=concurrency, label="hot")
+        )
+        server_cpu = cpu_of(procs)
+        peaks = stop_all(procs)
+        result = summary(load, "hot-sku", orders) | {
+            "backend": backend,
+            "servers": args.servers,
+            "concurrency": concurrency,
+            "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
+            "peak_rss_mb": peaks,
+            "drains": [],
+        }
+        pending = backlog(db)
+        for count in args.scaling:
+            copy = db.clone()
+            clones.append(copy)
+            workers = start_workers(copy, count, worker_env(args))
+            seconds, timeline = wait_drained(copy, pending, f"hot: drain, {count} worker(s)")
+            worker_cpu = cpu_of(workers)
+            worker_peaks = stop_all(workers)
+            checked = audit(copy, load.accepted)
+            result["drains"].append(
+                {
+                    "workers": count,
+                    "orders": pending,
+                    "seconds": round(seconds, 2),
+                    "allocated_per_second": round(pending / seconds, 1) if seconds else 0,
+                    "worker_cpu_ms_per_order": per_order_ms(worker_cpu, pending),
+                    "peak_rss_mb": worker_peaks,
+                    "audit": checked,
+                    "timeline": timeline,
+                }
+            )
+            copy.drop()
+            clones.remove(copy)
+        result["audit"] = result["drains"][-1]["audit"] if result["drains"] else audit(db, load.accepted)
+        best = max(result["drains"], key=lambda d: d["allocated_per_second"], default=None)
+        result["allocated_per_second"] = best["allocated_per_second"] if best else 0
+        result["drain_after_intake_seconds"] = best["seconds"] if best else None
+        return result
+    finally:
+        for copy in clones:
+            copy.drop()
+        db.drop()
+
+
+def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    quiet, peak = args.burst_quiet_rate, args.burst_quiet_rate * 50
+    phases = ((args.burst_lead, quiet), (30.0, peak), (args.burst_tail, quiet))
+    edges = []  # (order number at which the phase starts, phase start in seconds, rate)
+    total, at = 0, 0.0
+    for seconds, rate in phases:
+        edges.append((total, at, rate))
+        total += int(seconds * rate)
+        at += seconds
+    burst_end = phases[0][0] + phases[1][0]
+
+    def schedule(number: int) -> float:
+        start_number, start_at, rate = next(e for e in reversed(edges) if number >= e[0])
+        return start_at + (number - start_number) / rate
+
+    db = new_database(backend)
+    try:
+        skus = [f"S{i:05d}" for i in range(10_000)]
+        api_key = seed(db, skus=len(skus), units=lambda _: 30)
+        procs, urls = start_servers(db, args.servers, server_env(args))
+        workers = start_workers(db, args.workers, worker_env(args))
+        procs += workers
+        started = time.monotonic()
+        load = asyncio.run(
+            drive(
+                urls,
+                api_key,
+                payload_stream("burst", 3, skus),
+                total,
+                concurrency=max(args.concurrency, 1000),
+                schedule=schedule,
+                label=f"burst {quiet:g}/s -> {peak:g}/s",
+            )
+        )
+        wait_drained(db, 0, "burst: draining")
+        drained_at = time.monotonic() - started
+        server_cpu, worker_cpu = cpu_of(procs[: args.servers]), cpu_of(workers)
+        peaks = stop_all(procs)
+        return summary(load, "burst", total) | {
+            "backend": backend,
+            "servers": args.servers,
+            "workers": args.workers,
+            "quiet_rate": quiet,
+            "burst_rate": peak,
+            "burst_ends_at_seconds": burst_end,
+            "drained_seconds_after_burst": round(drained_at - burst_end, 2),
+            "allocated_per_second": round(len(load.accepted) / drained_at, 1),
+            "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
+            "worker_cpu_ms_per_order": per_order_ms(worker_cpu, len(load.accepted)),
+            "peak_rss_mb": peaks,
+            "audit": audit(db, load.accepted),
+            "timeline": {"accepted": load.timeline},
+        }
+    finally:
+        db.drop()
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    return {"ORDERMESH_DB_POOL_SIZE": str(args.pool_size), **dict(item.split("=", 1) for item in args.env)}
+
+
+def worker_env(args: argparse.Namespace) -> dict[str, str]:
+    return {"ORDERMESH_DB_POOL_SIZE": "4", **dict(item.split("=", 1) for item in args.env)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Side by side: pgbench ceilings and the naive design
+
+
+def pgbench(concurrency: int, seconds: int) -> dict[str, Any]:
+    """PostgreSQL's ceiling on this machine: one hot row's conditional decrement, and one small
+    order insert per transaction, each at ``concurrency`` clients."""
+    if shutil.which("pgbench") is None:
+        return {"skipped": "pgbench is not installed"}
+    db = new_database("postgresql")
+    clients = min(concurrency, PG_MAX_CLIENTS)
+    try:
+        with psycopg.connect(db.url, autocommit=True) as connection:
+            connection.execute("CREATE TABLE hot_stock (id int PRIMARY KEY, available bigint NOT NULL)")
+            connection.execute("INSERT INTO hot_stock VALUES (1, 1000000000)")
+            connection.execute(
+                "CREATE TABLE one_order (id bigserial PRIMARY KEY, external_id text NOT NULL UNIQUE,"
+                " payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+            )
+        scripts = {
+            "hot_row_decrement": "UPDATE hot_stock SET available = available - 1 WHERE id = 1 AND available >= 1;\n",
+            "order_insert": (
+                "INSERT INTO one_order (external_id, payload) VALUES"
+                ' (:client_id || \'-\' || random(1, 1000000000000), \'{"sku": "HOT", "quantity": 1}\');\n'
+            ),
+        }
+        results: dict[str, Any] = {"clients": clients, "seconds": seconds}
+        for name, script in scripts.items():
+            with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+                handle.write(script)
+            command = ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", handle.name, db.url]
+            console.print(f"pgbench {name}: {clients} clients, {seconds} s")
+            output = subprocess.run(command, capture_output=True, text=True, check=False)
+            os.unlink(handle.name)
+            match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", output.stdout)
+            results[name] = round(float(match.group(1)), 1) if match else None
+            if not match:
+                results[f"{name}_error"] = (output.stderr or output.stdout)[-500:]
+        return results
+    finally:
+        db.drop()
+
+
+def run_naive(args: argparse.Namespace, orders: int, concurrency: int) -> dict[str, Any]:
+    """The conventional design, same machine, same clients, same server process count."""
+    db = new_database("postgresql")
+    procs: list[Proc] = []
+    try:
+        per_location = [HOT_UNITS // 3 + (1 if i < HOT_UNITS % 3 else 0) for i in range(3)]
+        urls = []
+        env = {**os.environ, "NAIVE_DATABASE_URL": db.url, "NAIVE_STOCK": ",".join(map(str, per_location))}
+        subprocess.run([sys.executable, str(Path(__file__).parent / "naive.py"), "--init"], env=env, check=True)
+        for index in range(args.servers):
+            port = free_port()
+            procs.append(
+                Proc(
+                    [sys.executable, str(Path(__file__).parent / "naive.py"), "--port", str(port)],
+                    env,
+                    f"naive-{index}",
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        for proc, url in zip(procs, urls, strict=True):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if proc.process.poll() is not None:
+                    raise SystemExit(f"error: naive server exited: {proc.stop()}")
+                try:
+                    httpx.get(f"{url}/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+        load = asyncio.run(
+            drive(urls, "naive", payload_stream("hot-sku", 2, ["HOT"]), orders, concurrency=concurrency, label="naive")
+        )
+        peaks = stop_all(procs)
+        procs = []
+        oversold = db.scalar("SELECT coalesce(sum(reserved - on_hand), 0) FROM naive_stock WHERE reserved > on_hand")
+        stored = db.scalar("SELECT count(*) FROM naive_orders")
+        return summary(load, "naive hot-sku", orders) | {
+            "allocated_per_second": round(len(load.accepted) / load.seconds, 1) if load.seconds else 0,
+            "oversold_units": int(oversold or 0),
+            "stored": int(stored or 0),
+            "peak_rss_mb": peaks,
+        }
+    finally:
+        stop_all(procs)
+        db.drop()
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+
+
+def chart(result: dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        console.print("[yellow]matplotlib is not installed (pip install -e '.[bench]'): no chart[/yellow]")
+        return False
+    figure, axis = plt.subplots(figsize=(8, 4))
+    timelines = result.get("timeline", {})
+    if "accepted" in timelines:
+        xs, ys = zip(*timelines["accepted"], strict=True) if timelines["accepted"] else ((), ())
+        axis.plot(xs, ys, label="accepted (cumulative)")
+    for drain in result.get("drains", []):
+        if drain["timeline"]:
+            xs, ys = zip(*drain["timeline"], strict=True)
+            axis.plot(xs, ys, label=f"allocated, {drain['workers']} worker(s), after intake")
+    axis.set_xlabel("seconds")
+    axis.set_ylabel("orders")
+    axis.set_title(f"ordermesh {result['scenario']} ({result['backend']})")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = [
+        f"Machine: {results['machine']}; load average before {results['load_average_before']}; "
+        f"date {results['date']}; command `{results['command']}`",
+        "",
+        "| backend | scenario | orders | accepted/s | allocated/s | capture p50 / p99 / p99.9 | drain | "
+        "oversold | lost / dup | 5xx | 429 | peak RSS | CPU ms/order (API, workers) |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results["scenarios"]:
+        drain = r.get("drained_seconds_after_burst", r.get("drain_after_intake_seconds"))
+        rows.append(
+            f"| {r['backend']} | {r['scenario']} | {r['accepted']:,} | {r['accepted_per_second']:,} "
+            f"| {r['allocated_per_second']:,} | {r['capture_p50_ms']} / {r['capture_p99_ms']} / "
+            f"{r['capture_p999_ms']} ms | {drain} s | {r['audit']['oversold_units']} "
+            f"| {r['audit']['lost']} / {r['audit']['duplicated']} | {r['http_5xx']} | {r['http_429']} "
+            f"| {max(r['peak_rss_mb'].values(), default=0):.0f} MB "
+            f"| {r.get('server_cpu_ms_per_order', '-')}, {r.get('worker_cpu_ms_per_order', '-')} |"
+        )
+    drains = [(r["backend"], d) for r in results["scenarios"] for d in r.get("drains", [])]
+    if drains:
+        rows += [
+            "",
+            "| backend | hot-SKU backlog drain | orders | seconds | orders/s | worker CPU ms/order | oversold |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for backend, d in drains:
+            rows.append(
+                f"| {backend} | {d['workers']} worker process(es) | {d['orders']:,} | {d['seconds']} "
+                f"| {d['allocated_per_second']:,} | {d['worker_cpu_ms_per_order']} | {d['audit']['oversold_units']} |"
+            )
+    ratios = results.get("ratios", {})
+    if ratios:
+        rows += ["", "| comparison | ordermesh | reference | ratio |", "|---|---:|---:|---:|"]
+        for name, (ours, theirs, ratio) in ratios.items():
+            rows.append(f"| {name} | {ours:,} | {theirs:,} | {ratio} |")
+    return "\n".join(rows) + "\n"
+
+
+def ratios(results: dict[str, Any]) -> dict[str, tuple[float, float, str]]:
+    out: dict[str, tuple[float, float, str]] = {}
+    pg = results.get("pgbench", {})
+    naive = results.get("naive")
+    for r in results["scenarios"]:
+        if r["backend"] != "postgresql" or r["scenario"] != "hot-sku":
+            continue
+        if naive and naive["accepted_per_second"]:
+            out["hot-sku intake / naive baseline (orders/s)"] = (
+                r["accepted_per_second"],
+                naive["accepted_per_second"],
+                f"{r['accepted_per_second'] / naive['accepted_per_second']:.2f}x",
+            )
+            out["hot-sku allocated / naive baseline (orders/s)"] = (
+                r["allocated_per_second"],
+                naive["allocated_per_second"],
+                f"{r['allocated_per_second'] / naive['allocated_per_second']:.2f}x",
+            )
+        if pg.get("hot_row_decrement"):
+            out["hot-sku allocation / pgbench one-row decrement (tps)"] = (
+                r["allocated_per_second"],
+                pg["hot_row_decrement"],
+                f"{r['allocated_per_second'] / pg['hot_row_decrement']:.2f}x",
+            )
+        if pg.get("order_insert"):
+            out["hot-sku intake / pgbench one insert per transaction (tps)"] = (
+                r["accepted_per_second"],
+                pg["order_insert"],
+                f"{r['accepted_per_second'] / pg['order_insert']:.2f}x",
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default="steady,hot-sku,burst")
+    parser.add_argument("--backend", default="postgresql", help="postgresql, sqlite or postgresql,sqlite")
+    parser.add_argument("--orders", type=int, default=None, help="orders per scenario (default 20,000 as the issue)")
+    parser.add_argument("--servers", type=int, default=2, help="ordermesh serve --no-workers processes")
+    parser.add_argument("--workers", type=int, default=1, help="ordermesh worker processes (steady, burst)")
+    parser.add_argument("--scaling", default="1,2,4", help="worker processes for the hot-SKU drains")
+    parser.add_argument("--concurrency", type=int, default=100, help="concurrent clients (steady)")
+    parser.add_argument("--hot-concurrency", type=int, default=500, help="concurrent clients (hot-sku)")
+    parser.add_argument("--pool-size", type=int, default=10, help="ORDERMESH_DB_POOL_SIZE of each server")
+    parser.add_argument("--burst-quiet-rate", type=float, default=10.0, help="orders/s before and after the burst")
+    parser.add_argument("--burst-lead", type=float, default=10.0, help="quiet seconds before the burst")
+    parser.add_argument("--burst-tail", type=float, default=10.0, help="quiet seconds after the burst")
+    parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the ordermesh processes"
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="skip pgbench and the naive baseline")
+    args = parser.parse_args()
+    args.scaling = [int(n) for n in args.scaling.split(",") if n]
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = set(scenarios) - {"steady", "hot-sku", "burst"}
+    if unknown:
+        raise SystemExit(f"error: unknown scenario(s): {', '.join(sorted(unknown))} (steady, hot-sku, burst)")
+    if any("=" not in item for item in args.env):
+        raise SystemExit("error: --env takes NAME=VALUE")
+    if args.orders is not None and args.orders < 1:
+        raise SystemExit("error: --orders must be positive")
+
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "load_average_before": round(os.getloadavg()[0], 2),
+        "command": " ".join(["python bench/flash.py", *sys.argv[1:]]),
+        "scenarios": [],
+    }
+    runners = {"steady": run_steady, "hot-sku": run_hot, "burst": run_burst}
+    RESULTS.mkdir(exist_ok=True)
+    day = f"{datetime.now(UTC):%Y-%m-%d}"
+    for backend in args.backend.split(","):
+        for scenario in scenarios:
+            console.rule(f"{scenario} on {backend}")
+            result = runners[scenario](args, backend)
+            results["scenarios"].append(result)
+            stem = f"{day}-{scenario}" + ("" if backend == "postgresql" else f"-{backend}")
+            (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+            chart(result, RESULTS / f"{stem}.png")
+    if not args.no_baselines and "postgresql" in args.backend:
+        hot_orders = min(args.orders or 20_000, 5_000)
+        results["pgbench"] = pgbench(max(args.concurrency, args.hot_concurrency), args.pgbench_seconds)
+        results["naive"] = run_naive(args, hot_orders, max(args.concurrency, args.hot_concurrency))
+    results["ratios"] = ratios(results)
+    results["load_average_after"] = round(os.getloadavg()[0], 2)
+    table = markdown(results)
+    (RESULTS / f"{day}-flash.md").write_text(table)
+    summary_only = {k: v for k, v in results.items() if k != "scenarios"}
+    (RESULTS / f"{day}-flash.json").write_text(json.dumps(summary_only, indent=1) + "\n")
+    print(table)
+    failures = [
+        f"{r['backend']} {r['scenario']}: {what}"
+        for r in results["scenarios"]
+        for what, bad in (
+            ("oversold", r["audit"]["oversold_units"]),
+            ("lost orders", r["audit"]["lost"]),
+            ("duplicated orders", r["audit"]["duplicated"]),
+            ("5xx answers", r["http_5xx"]),
+            ("refused orders", r["refused_4xx"]),
+        )
+        if bad
+    ]
+    if failures:
+        raise SystemExit("error: " + "; ".join(failures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Group-committed intake (services/intake.py), on SQLite and PostgreSQL: one transaction for many
+captures, each with the same outcome ``capture_order`` would give it alone."""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import DataError
+
+from ordermesh.adapters.store.tables import Order, OrderEvent, OrderLine, OutboxMessage
+from ordermesh.bootstrap import Application
+from ordermesh.domain.errors import InvalidInput
+from ordermesh.services import order_views, orders
+from ordermesh.services.intake import GroupCommitter, _Pending
+from ordermesh.services.unit_of_work import Caller
+from tests.integration.test_order_capture import ADDRESS, order, shop  # noqa: F401 (the fixture)
+
+
+def committer(app: Application) -> GroupCommitter:
+    return GroupCommitter(app.uow, app.read_uow)
+
+
+def counts(app: Application, tenant_id: int) -> dict[str, int]:
+    with app.read_uow() as uow:
+        return {
+            table.__tablename__: uow.session.scalar(
+                select(func.count()).select_from(table).where(table.tenant_id == tenant_id)
+            )
+            for table in (Order, OrderLine, OrderEvent, OutboxMessage)
+        }
+
+
+def test_one_group_gives_each_order_its_own_outcome(app: Application, shop: Caller) -> None:  # noqa: F811
+    before = orders.capture_order(app.uow(), shop, order("old-1"))
+    batch = [
+        _Pending(shop, order("new-1", ("A", 2), ("B", 1))),
+        _Pending(shop, order("new-1", ("A", 2), ("B", 1))),  # the same order twice in one group
+        _Pending(shop, order("old-1")),  # already stored
+        _Pending(shop, order("kit-1", ("KIT", 1), channel="shopee-1")),
+        _Pending(shop, order("bad-sku", ("A", 1), ("NOPE", 1))),
+        _Pending(shop, order("bad-channel", channel="nowhere")),
+    ]
+    gc = committer(app)
+    gc._run(batch)
+    first, twin, old, kit, bad_sku, bad_channel = batch
+    assert first.result is not None
+    assert first.result.created
+    assert first.result.view is not None
+    assert twin.result is not None
+    assert not twin.result.created
+    assert twin.result.order_id == first.result.order_id
+    assert old.result is not None
+    assert not old.result.created
+    assert old.result.order_id == before.order_id
+    assert kit.result is not None
+    assert kit.result.created
+    assert isinstance(bad_sku.error, InvalidInput)
+    assert bad_sku.error.code == "unknown_sku"
+    assert bad_sku.error.details["field"] == "lines.1.sku"
+    assert isinstance(bad_channel.error, InvalidInput)
+    assert bad_channel.error.code == "unknown_channel"
+    assert (gc.groups, gc.grouped_orders, gc.fallbacks) == (1, 6, 0)
+    # Three orders in all; each new one with its lines, one "created" event and one outbox message.
+    assert counts(app, shop.tenant_id) == {"orders": 3, "order_lines": 4, "order_events": 3, "outbox": 3}
+    # The view answered at once is the view read back later (events and lines included).
+    stored = order_views.get_order(app.read_uow(), shop, first.result.order_id)
+    assert first.result.view == {key: stored[key] for key in first.result.view}
+    kit_order = order_views.get_order(app.read_uow(), shop, kit.result.order_id)
+    assert kit_order["channel"] == "shopee-1"
+    assert kit_order["total_amount"] == "150000.0000"
+    with app.read_uow() as uow:
+        components = uow.session.scalar(select(OrderLine.components).where(OrderLine.order_id == kit.result.order_id))
+        payloads = uow.session.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.aggregate_id == str(first.result.order_id))
+        ).all()
+    assert sorted(components.values()) == [1, 2]
+    assert payloads == [
+        {
+            "order_id": first.result.order_id,
+            "channel_id": stored_channel_id(app, first.result.order_id),
+            "external_id": "new-1",
+            "status": "pending",
+            "from_status": None,
+            "reason": None,
+            "channel": "direct",
+            "lines": 2,
+        }
+    ]
+
+
+def stored_channel_id(app: Application, order_id: int) -> int:
+    with app.read_uow() as uow:
+        return int(uow.session.scalar(select(Order.channel_id).where(Order.id == order_id)))
+
+
+def test_concurrent_captures_are_all_stored_once(app: Application, shop: Caller) -> None:  # noqa: F811
+    gc = committer(app)
+    ids = [f"c-{n % 30}" for n in range(60)]  # every order sent twice, concurrently
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda external_id: gc.capture(shop, order(external_id)), ids))
+    by_external: dict[str, set[int]] = {}
+    for external_id, result in zip(ids, results, strict=True):
+        by_external.setdefault(external_id, set()).add(result.order_id)
+    assert all(len(found) == 1 for found in by_external.values())
+    assert sum(result.created for result in results) == 30
+    assert counts(app, shop.tenant_id)["orders"] == 30
+    assert gc.grouped_orders == 60
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_a_value_the_database_refuses_fails_only_its_own_order(app: Application, shop: Caller) -> None:  # noqa: F811
+    # PostgreSQL cannot store NUL in JSONB (the API refuses it at the door; a service caller may not).
+    bad = dataclasses.replace(order("bad-1"), shipping_address={**ADDRESS, "name": "A\u0000B"})
+    batch = [_Pending(shop, order("good-1")), _Pending(shop, bad), _Pending(shop, order("good-2", ("B", 3)))]
+    gc = committer(app)
+    gc._run(batch)
+    assert gc.fallbacks == 1
+    assert batch[0].result is not None
+    assert batch[0].result.created
+    assert isinstance(batch[1].error, DataError)
+    assert batch[2].result is not None
+    assert batch[2].result.created
+    assert counts(app, shop.tenant_id) == {"orders": 2, "order_lines": 2, "order_events": 2, "outbox": 2}
+
+
+def test_malformed_orders_never_join_a_group(app: Application, shop: Caller) -> None:  # noqa: F811
+    gc = committer(app)
+    with pytest.raises(InvalidInput):
+        gc.capture(shop, order("zero", ("A", 0)))
+    with pytest.raises(InvalidInput):
+        gc.capture(shop, order("x" * 129))
+    assert gc.groups == 0
+    assert counts(app, shop.tenant_id)["orders"] == 0
