@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from ordermesh.adapters.store import migrate
 from ordermesh.adapters.store.tables import Base
@@ -23,6 +24,11 @@ from ordermesh.bootstrap import Application, bootstrap
 from ordermesh.config import Settings
 from ordermesh.services import tenants
 from ordermesh.services.unit_of_work import Caller
+
+# Speed belongs in bench/, never in tests: a property test must not fail because a shared 2-core
+# machine was busy (Hypothesis' default 200 ms deadline and its too-slow health check do exactly that).
+settings.register_profile("ordermesh", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ordermesh")
 
 PG_ADMIN_URL = os.environ.get("ORDERMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

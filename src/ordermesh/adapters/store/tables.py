@@ -386,7 +386,7 @@ class StockArrival(Base):
     created_at: Mapped[datetime] = _created()
 
 
-from ordermesh.adapters.store import tables_channels as _tables_channels  # noqa: E402, F401  (channel tables)
 from ordermesh.adapters.store import tables_carriers as _tables_carriers  # noqa: E402, F401  (carrier accounts, bookings)
+from ordermesh.adapters.store import tables_channels as _tables_channels  # noqa: E402, F401  (channel tables)
 from ordermesh.adapters.store import tables_inbox as _tables_inbox  # noqa: E402, F401  (registers the inbox table)
 from ordermesh.adapters.store import tables_sla_returns as _sla_returns  # noqa: E402,F401  (registers its tables)
