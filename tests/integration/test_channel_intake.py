@@ -175,3 +175,13 @@ def test_an_address_change_before_shipping_is_applied_and_recorded(app: Applicat
         assert event is not None
         assert event.data["address_updated"] is True
         assert event.data["raw_status"] == "READY_TO_SHIP"
+
+
+def test_a_held_order_with_no_mapped_line_is_cancelled_by_its_platform(app: Application, shop: Connected) -> None:
+    held = channel_intake.apply_order(app, shop, order(ChannelStatus.READY_TO_FULFILL, variant="9"))
+    gone = order(ChannelStatus.CANCELLED, at=T0 + timedelta(minutes=1), raw="CANCELLED", variant="9")
+    assert channel_intake.apply_order(app, shop, gone).result == "updated"
+    with app.read_uow() as uow:
+        row = uow.session.get(Order, held.order_id)
+        assert row is not None
+        assert row.status == "cancelled"

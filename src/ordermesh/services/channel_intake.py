@@ -388,11 +388,30 @@ def _run_effects(app: Application, ctx: Connected, caller: Caller, external_id: 
 def cancel_for_channel(app: Application, caller: Caller, order_id: int, reason: orders.CancelReason, note: str) -> bool:
     """The one call site that cancels an order because of its channel (issue 6 may swap in a richer
     cancellation policy here). True when the order is cancelled (now or already)."""
-    with contextlib.suppress(IllegalTransition):  # already cancelled, or nothing left to cancel
+    try:
         orders.cancel(app.uow(), caller, order_id, orders.CancelRequest(reason=reason, note=note))
+    except IllegalTransition:  # already cancelled, nothing left to cancel, or held with no mapped line
+        _cancel_without_lines(app, caller, order_id, reason, note)
     with app.read_uow() as uow:
         row = uow.session.get(Order, order_id)
         return row is not None and row.status == OrderStatus.CANCELLED.value
+
+
+def _cancel_without_lines(
+    app: Application, caller: Caller, order_id: int, reason: orders.CancelReason, note: str
+) -> None:
+    """An order held because none of its lines maps has no units to cancel: it just ends."""
+    with app.uow() as uow:
+        row = lock_order(uow.session, caller.tenant_id, order_id)
+        if row is None or row.status != OrderStatus.ON_HOLD.value:
+            return
+        if uow.session.scalar(select(func.count()).where(OrderLine.order_id == order_id)):
+            return
+        order_history.transition(
+            uow.session, row, OrderStatus.CANCELLED, caller.actor, reason=reason.value, data={"note": note}
+        )
+        row.needs_allocation = False
+        uow.commit()
 
 
 def decide_cancel_request(app: Application, caller: Caller, order_id: int, note: str) -> bool:

@@ -296,11 +296,7 @@ def _upsert(
         row.item_id, row.variant_id = item.item_id, item.variant_id
         row.seller_sku = item.seller_sku or row.seller_sku
         row.title = item.title or row.title
-        row.platform_location_id = (
-            item.location_id
-            if isinstance(item, (ListingInput, Listing)) and item.location_id
-            else row.platform_location_id
-        )
+        row.platform_location_id = item.location_id or row.platform_location_id
         row.inventory_item_id = item.inventory_item_id or row.inventory_item_id
         row.updated_at = now
         rows.append(row)
