@@ -187,36 +187,6 @@ def import_skus(
     err.print(f"imported {len(items)} SKU(s) into tenant {tenant}", markup=False)
 
 
-@simulate_app.command("channel")
-def simulate_channel(
-    kind: Annotated[str, typer.Argument(help="lazada or tiktok")],
-    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")],
-    app_key: Annotated[str | None, typer.Option(help="the app key requests must carry (Lazada, TikTok)")] = None,
-    app_secret: Annotated[str | None, typer.Option(help="the app secret signatures are checked with")] = None,
-    access_token: Annotated[str | None, typer.Option(help="accept only this seller token (default: any)")] = None,
-    shop_cipher: Annotated[str | None, typer.Option(help="TikTok: accept only this shop cipher (default: any)")] = None,
-    push_url: Annotated[str | None, typer.Option(help="where to send signed pushes (e.g. ordermesh's webhook)")] = None,
-    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-) -> None:
-    """Serve a marketplace simulator on the platform's real paths, verifying its real signatures."""
-    from ordermesh.simulators.common import serve as serve_simulator
-    from ordermesh.simulators.launch import build_channel_simulator
-
-    try:
-        simulator = build_channel_simulator(
-            kind,
-            app_key=app_key,
-            app_secret=app_secret,
-            access_token=access_token,
-            shop_cipher=shop_cipher,
-            push_url=push_url,
-        )
-    except ValueError as error:
-        raise fail(str(error)) from None
-    err.print(f"{kind} simulator on http://{host}:{port} (control API under /_sim)", markup=False)
-    serve_simulator(simulator, host=host, port=port)
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="default ORDERMESH_HOST or 127.0.0.1")] = None,

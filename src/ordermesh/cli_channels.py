@@ -13,8 +13,6 @@ from ordermesh.services import channels
 
 channels_app = typer.Typer(no_args_is_help=True, help="Sales-channel connections (Shopify, Shopee, ...).")
 
-SIMULATED = ("shopify", "shopee")
-
 
 def register(app: typer.Typer, simulate_app: typer.Typer) -> None:
     app.add_typer(channels_app, name="channels")
@@ -86,47 +84,42 @@ def channels_list(tenant: Annotated[str, typer.Option(help="tenant name or id")]
 
 
 def simulate_channel(
-    kind: Annotated[str, typer.Argument(help="shopify or shopee")],
-    port: Annotated[int, typer.Option(help="port to listen on")] = 9001,
+    kind: Annotated[str, typer.Argument(help="shopify, shopee, lazada or tiktok")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 9001,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     push_url: Annotated[
         str | None, typer.Option(help="where to send webhooks/pushes (ordermesh's webhook URL)")
     ] = None,
     client_secret: Annotated[str | None, typer.Option(help="Shopify: the app's client secret (signs webhooks)")] = None,
-    access_token: Annotated[str | None, typer.Option(help="Shopify/Shopee: the access token to accept")] = None,
+    access_token: Annotated[str | None, typer.Option(help="the access token to accept")] = None,
     shop_domain: Annotated[str, typer.Option(help="Shopify: the shop's domain")] = "sim-shop.myshopify.com",
     partner_id: Annotated[str | None, typer.Option(help="Shopee: partner id")] = None,
     partner_key: Annotated[str | None, typer.Option(help="Shopee: partner key (signs calls and pushes)")] = None,
     shop_id: Annotated[str, typer.Option(help="Shopee: shop id")] = "600000",
+    app_key: Annotated[str | None, typer.Option(help="Lazada, TikTok: the app key requests must carry")] = None,
+    app_secret: Annotated[str | None, typer.Option(help="Lazada, TikTok: the app secret signatures use")] = None,
+    shop_cipher: Annotated[str | None, typer.Option(help="TikTok: accept only this shop cipher")] = None,
 ) -> None:
     """Serve a marketplace simulator with the platform's real paths, signatures and faults."""
     from ordermesh.simulators.common import serve
+    from ordermesh.simulators.launch import build_channel_simulator
 
-    if kind == "shopify":
-        if not client_secret:
-            raise _fail("shopify simulator needs --client-secret")
-        from ordermesh.simulators import shopify
-
-        simulator = shopify.create_app(
-            client_secret=client_secret,
-            access_token=access_token or "shpat_sim",
-            shop_domain=shop_domain,
+    try:
+        simulator = build_channel_simulator(
+            kind,
+            app_key=app_key,
+            app_secret=app_secret,
+            access_token=access_token,
+            shop_cipher=shop_cipher,
             push_url=push_url,
-        )
-    elif kind == "shopee":
-        if not (partner_id and partner_key) or not partner_id.isdigit():
-            raise _fail("shopee simulator needs --partner-id (a number) and --partner-key")
-        from ordermesh.simulators import shopee
-
-        simulator = shopee.create_app(
+            client_secret=client_secret,
+            shop_domain=shop_domain,
             partner_id=partner_id,
             partner_key=partner_key,
             shop_id=shop_id,
-            access_token=access_token or "sim_access_token",
-            push_url=push_url,
         )
-    else:
-        raise _fail(f"no simulator for {kind!r} here (available: {', '.join(SIMULATED)})")
+    except ValueError as error:
+        raise _fail(str(error)) from None
     typer.echo(f"{kind} simulator on http://{host}:{port} (control API under /_sim)", err=True)
     serve(simulator, host=host, port=port)
 
@@ -141,13 +134,14 @@ def simulate_scenario(
     seed: Annotated[int | None, typer.Option(help="random seed, for a repeatable run")] = None,
 ) -> None:
     """Buyers placing orders on simulated shops at a steady rate."""
+    from ordermesh.simulators.launch import KINDS
     from ordermesh.simulators.scenario import Shop, run_scenario
 
     shops = []
     for item in shop:
         kind, sep, url = item.partition("=")
-        if not sep or kind not in SIMULATED or not url.startswith(("http://", "https://")):
-            raise _fail(f"--shop {item!r}: use KIND=URL with KIND one of {', '.join(SIMULATED)}")
+        if not sep or kind not in KINDS or not url.startswith(("http://", "https://")):
+            raise _fail(f"--shop {item!r}: use KIND=URL with KIND one of {', '.join(KINDS)}")
         shops.append(Shop(kind, url))
     try:
         report = run_scenario(shops, sku, orders=orders, rate_per_second=rate, seed=seed)

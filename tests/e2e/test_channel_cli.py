@@ -108,6 +108,6 @@ def test_channels_add_refusals_are_one_line_and_store_nothing(
 
 def test_simulate_channel_needs_the_platforms_credentials(database_url: str, tmp_path: Path) -> None:
     result = run(database_url, tmp_path, "simulate", "channel", "shopee", "--partner-id", "x1", "--partner-key", "k")
-    assert_one_line_error(result, "shopee simulator needs --partner-id (a number) and --partner-key")
+    assert_one_line_error(result, "the shopee simulator needs --partner-id (a number) and --partner-key")
     unknown = run(database_url, tmp_path, "simulate", "channel", "ebay")
-    assert_one_line_error(unknown, "no simulator for 'ebay' here (available: shopify, shopee)")
+    assert_one_line_error(unknown, "unknown channel simulator 'ebay'; choose one of shopify, shopee, lazada, tiktok")

@@ -18,7 +18,7 @@ import httpx
 
 @dataclass(frozen=True, slots=True)
 class Shop:
-    kind: str  # shopify | shopee
+    kind: str  # shopify | shopee | lazada | tiktok
     base_url: str
 
 
@@ -61,7 +61,9 @@ def run_scenario(
             wait = due - time.monotonic()
             if wait > 0:
                 sleep(wait)
-            line = {"sku": pick.choice(list(skus)), "quantity": pick.randint(1, max_quantity)}
+            sku = pick.choice(list(skus))
+            # Shopify and Shopee simulators name the seller SKU "sku", Lazada and TikTok "seller_sku".
+            line = {"sku": sku, "seller_sku": sku, "quantity": pick.randint(1, max_quantity)}
             response = http.post(f"{shop.base_url.rstrip('/')}/_sim/orders", json={"lines": [line]})
             if response.status_code == 200:
                 report.placed[shop.base_url] = report.placed.get(shop.base_url, 0) + 1

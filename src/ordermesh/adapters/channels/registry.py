@@ -7,13 +7,17 @@ from collections.abc import Mapping
 import httpx
 
 from ordermesh.adapters.channels.base import ChannelAdapter
+from ordermesh.adapters.channels.lazada import LazadaAdapter
 from ordermesh.adapters.channels.shopee import ShopeeAdapter
 from ordermesh.adapters.channels.shopify import ShopifyAdapter
+from ordermesh.adapters.channels.tiktok import TikTokShopAdapter
 
 # kind -> adapter class, each constructed as ``Adapter(base_url, credentials, client)``.
 ADAPTERS: dict[str, type] = {
     ShopifyAdapter.kind: ShopifyAdapter,
     ShopeeAdapter.kind: ShopeeAdapter,
+    LazadaAdapter.kind: LazadaAdapter,
+    TikTokShopAdapter.kind: TikTokShopAdapter,
 }
 
 # The credentials each kind needs, in the platform's own terms (issue 4).
