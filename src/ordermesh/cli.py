@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from ordermesh.adapters.secrets import ConfigurationError, SecretError
 from ordermesh.adapters.store import migrate
 from ordermesh.adapters.store.tables import Tenant
 from ordermesh.bootstrap import bootstrap
@@ -321,6 +322,8 @@ def main() -> None:
         app(standalone_mode=True)
     except OrdermeshError as error:
         raise SystemExit(_one_line(error.detail)) from None
+    except (ConfigurationError, SecretError) as error:  # e.g. ORDERMESH_SECRET_KEY unset or wrong
+        raise SystemExit(_one_line(str(error))) from None
     except OperationalError as error:
         raise SystemExit(_one_line(f"cannot use the database: {error.orig}")) from None
     except SQLAlchemyError as error:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ordermesh.adapters.secrets import ConfigurationError, SecretError
 from ordermesh.domain.errors import (
     Conflict,
     Forbidden,
@@ -88,6 +89,16 @@ def install(app: FastAPI) -> None:
         )
         response.headers["Retry-After"] = "1"
         return response
+
+    @app.exception_handler(ConfigurationError)
+    async def _not_configured(request: Request, error: ConfigurationError) -> JSONResponse:
+        # The deployment lacks a setting this request needs (ORDERMESH_SECRET_KEY): nothing was changed.
+        return problem(503, "not_configured", "Not configured", str(error), request)
+
+    @app.exception_handler(SecretError)
+    async def _sealed(request: Request, error: SecretError) -> JSONResponse:
+        log.error("stored credentials cannot be opened on %s %s: %s", request.method, request.url.path, error)
+        return problem(503, "credentials_unreadable", "Credentials unreadable", str(error), request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
