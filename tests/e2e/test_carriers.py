@@ -336,6 +336,7 @@ def test_bad_carrier_account_is_refused_and_nothing_stored(api: Api, change: dic
     assert row_counts(api.app) == counts
 
 
+@sqlite_only
 def test_duplicate_and_out_of_order_webhooks_apply_once_and_never_move_back(
     stocked: Api, sims: ExitStack, ordermesh_url: str
 ) -> None:
@@ -362,6 +363,7 @@ CHEAP_ZONES = {
 }
 
 
+@sqlite_only
 def test_live_quotes_choose_the_carrier_and_rate_cards_stand_in_when_it_is_down(
     stocked: Api, sims: ExitStack, ordermesh_url: str
 ) -> None:
@@ -393,6 +395,7 @@ def test_live_quotes_choose_the_carrier_and_rate_cards_stand_in_when_it_is_down(
     assert refresh() == 0  # cached: a second pass asks nobody
 
 
+@sqlite_only
 def test_cancel_after_an_unreported_pickup_becomes_a_return_request(
     stocked: Api, sims: ExitStack, ordermesh_url: str
 ) -> None:
@@ -408,6 +411,7 @@ def test_cancel_after_an_unreported_pickup_becomes_a_return_request(
     assert parcel["status"] == "returning"
 
 
+@sqlite_only
 def test_operator_return_request_where_the_carrier_offers_one(
     stocked: Api, sims: ExitStack, ordermesh_url: str
 ) -> None:
@@ -431,3 +435,18 @@ def test_only_admins_see_the_webhook_secret(api: Api, tenant: tenants.NewTenant)
     viewer = api.as_key(new_key(api.app, tenant, "viewer"))
     assert viewer.get("/v1/carriers/ghtk").json()["webhook_url"] == secret_url.split("?")[0]
     assert viewer.get("/v1/carriers").json()[0]["webhook_url"] == secret_url.split("?")[0]
+
+
+@sqlite_only
+def test_a_lost_parcel_is_final_once_the_carrier_confirms_it(stocked: Api, sims: ExitStack, ordermesh_url: str) -> None:
+    carrier = connect(stocked, sims, ordermesh_url, "ghtk")
+    order_id, shipment_id = released_shipment(stocked, carrier)
+    tracking = booking(stocked, shipment_id)["tracking_number"]
+    carrier.advance(scenario="lost", label=tracking)
+    lost = booking(stocked, shipment_id)
+    assert (lost["carrier_status"], lost["raw_status"]) == ("lost", "13")
+    assert stocked.order(order_id)["status"] == "shipped"  # it left the node; compensation is the carrier's
+    late = {"label_id": tracking, "status_id": "4", "action_time": "2099-01-01T00:00:00+07:00"}  # newer, still refused
+    assert httpx.post(ordermesh_url + carrier.account["webhook_url"], data=late).status_code == 200
+    assert booking(stocked, shipment_id)["carrier_status"] == "lost"
+    assert tracking_events(stocked, order_id)[-1]["data"]["outcome"] == "not applied: already lost"

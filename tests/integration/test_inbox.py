@@ -109,7 +109,7 @@ def test_a_failing_delivery_backs_off_then_dies_and_an_operator_can_retry_it(
 def test_deliveries_of_a_source_without_a_processor_wait(app: Application, caller: Caller) -> None:
     delivery_id, _ = store(app, caller, "evt-1")
     assert inbox.process_due(app).handled == 0
-    app.on_inbox("ghn", lambda delivery: None)
+    app.on_inbox("some-other-source", lambda delivery: None)  # not a source any area wires
     assert inbox.process_due(app).handled == 0
     assert row(app, delivery_id).status == "pending"
 

@@ -271,7 +271,9 @@ def _store_booking(uow: UnitOfWork, booking_id: int, result: Booking) -> str | N
         now = utcnow()
         booking.status, booking.tracking_number = BOOKED, result.tracking_number
         booking.fee, booking.expected_delivery_at = result.fee, result.expected_delivery_at
-        booking.carrier_status, booking.raw_status, booking.last_error = CarrierState.LABEL_CREATED.value, None, None
+        if booking.carrier_status is None:  # a webhook may have told us more before the answer came
+            booking.carrier_status = CarrierState.LABEL_CREATED.value
+        booking.last_error = None
         booking.updated_at = now
         shipment.carrier, shipment.tracking_number, shipment.updated_at = account.kind, result.tracking_number, now
         order_history.record(

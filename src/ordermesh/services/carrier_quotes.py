@@ -1,6 +1,7 @@
 """Live carrier quotes for routing, fetched outside any allocation transaction and cached in the database.
 
-A periodic job (``refresh``) looks at the orders waiting for the allocator, and for each (carrier account,
+A periodic job (``refresh``) looks at the orders waiting for the allocator and those placed in the last
+``RECENT`` minutes, and for each (carrier account,
 pickup location, destination, weight step) with no fresh quote asks the carrier (GHN fee + lead time, GHTK
 fee) with a short timeout. The allocator reads what is cached (``cached_for``: one query per tenant batch)
 and passes it to the routing engine as data; a carrier that is slow or down simply has no fresh quote and
@@ -21,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from ordermesh.adapters.carriers.base import NotSupported, Parcel, ParcelItem
@@ -41,6 +42,7 @@ QUOTE_TTL = timedelta(minutes=30)
 FAILURE_PAUSE = timedelta(minutes=2)
 QUOTE_TIMEOUT_SECONDS = 3.0
 REFRESH_SECONDS = 30.0
+RECENT = timedelta(minutes=10)
 CURRENCY = {"ghn": "VND", "ghtk": "VND"}
 
 
@@ -101,9 +103,9 @@ def refresh(uow_factory: Callable[[], UnitOfWork], box: Box, *, limit: int = 100
     adapters: dict[int, Any] = {}
     with uow_factory() as uow:
         session = uow.session
-        orders = session.scalars(
-            select(Order).where(Order.needs_allocation.is_(True)).order_by(Order.id).limit(limit)
-        ).all()
+        # Orders waiting for the allocator, and the latest ones (their routes are the ones that repeat).
+        recent = or_(Order.needs_allocation.is_(True), Order.created_at >= now - RECENT)
+        orders = session.scalars(select(Order).where(recent).order_by(Order.id.desc()).limit(limit)).all()
         weights = _order_weights(session, [o.id for o in orders])
         by_tenant: dict[int, list[Order]] = defaultdict(list)
         for order in orders:

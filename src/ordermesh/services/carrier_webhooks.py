@@ -82,17 +82,33 @@ async def receive_async(
     return await run_in_threadpool(receive, app, kind, webhook_id, query, headers, body)
 
 
+class _LazyBox:
+    """The application's secret box, opened only when a carrier account is actually used (a deployment
+    without carriers, or without ``ORDERMESH_SECRET_KEY``, never touches it)."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+
+    def seal(self, values: Mapping[str, str]) -> str:
+        return self.app.secrets.seal(values)
+
+    def open(self, token: str) -> dict[str, str]:
+        return self.app.secrets.open(token)
+
+
 def wire(app: Application) -> None:
+    box = _LazyBox(app)
+
     def book(envelope: Envelope) -> None:
-        carrier_booking.book_shipment(app.uow, app.secrets, envelope.tenant_id, int(envelope.payload["shipment_id"]))
+        carrier_booking.book_shipment(app.uow, box, envelope.tenant_id, int(envelope.payload["shipment_id"]))
 
     def withdraw(envelope: Envelope) -> None:
-        carrier_booking.withdraw_cancelled(app.uow, app.secrets, envelope.tenant_id, int(envelope.payload["order_id"]))
+        carrier_booking.withdraw_cancelled(app.uow, box, envelope.tenant_id, int(envelope.payload["order_id"]))
 
     def process(kind: str) -> Any:
         def processor(delivery: Any) -> None:
             carrier_tracking.process_delivery(
-                app.uow, app.secrets, kind, delivery.account, dict(delivery.headers), bytes(delivery.body)
+                app.uow, box, kind, delivery.account, dict(delivery.headers), bytes(delivery.body)
             )
 
         return processor
@@ -107,7 +123,7 @@ def wire(app: Application) -> None:
         fetched = 0
         for tenant_id, shipment_id in missing:
             try:
-                fetched += carrier_booking.fetch_label(app.uow, app.secrets, tenant_id, shipment_id)
+                fetched += carrier_booking.fetch_label(app.uow, box, tenant_id, shipment_id)
             except Exception:
                 log.warning("label for shipment %s still unavailable", shipment_id, exc_info=True)
         return fetched
@@ -118,4 +134,4 @@ def wire(app: Application) -> None:
     for kind in KINDS:
         app.on_inbox(kind, process(kind))
     app.every("carriers.labels", LABEL_RETRY_SECONDS, fetch_missing_labels)
-    app.every("carriers.quotes", carrier_quotes.REFRESH_SECONDS, lambda: carrier_quotes.refresh(app.uow, app.secrets))
+    app.every("carriers.quotes", carrier_quotes.REFRESH_SECONDS, lambda: carrier_quotes.refresh(app.uow, box))
