@@ -16,8 +16,9 @@ from ordermesh.bootstrap import Application
 from ordermesh.domain.errors import IllegalTransition, InvalidInput
 from ordermesh.domain.lifecycle import ShipmentStatus
 from ordermesh.domain.returns import Disposition
-from ordermesh.services import cancellations, fulfilment, order_views, orders, returns
+from ordermesh.services import aftersales, cancellations, fulfilment, order_views, orders, returns
 from ordermesh.services.orders import CancelLine
+from ordermesh.services.outbox import Envelope
 from ordermesh.services.returns import ReceivedItem, ReturnItem
 from ordermesh.services.unit_of_work import Caller
 from ordermesh.workers.runner import drain
@@ -256,3 +257,16 @@ def test_a_buyer_cancellation_is_refused_after_shipping_and_can_become_a_return(
     assert [e["type"] for e in after["events"]].count("cancel_refused") == 2
     record = returns.get_return(app.read_uow(), shop, turned.return_id)
     assert (record["origin"], record["status"], record["lines"][0]["quantity"]) == ("channel", "requested", 1)
+
+
+def test_a_return_to_sender_of_an_unknown_or_unshipped_shipment_is_skipped(app: Application, shop: Caller) -> None:
+    order_id = place(app, shop, ("A", 1, "100"))
+    fulfilment.release(app.uow(), shop, order_id)
+    [pending] = view(app, shop, order_id)["shipments"]
+
+    for shipment_id in (pending["id"], 999_999):
+        payload = {"shipment_id": shipment_id, "order_id": order_id, "tenant_id": shop.tenant_id}
+        envelope = Envelope(1, shop.tenant_id, "shipment", str(shipment_id), "shipment.returned_to_sender", payload)
+        aftersales.on_returned_to_sender(app, envelope)  # logged, not raised: a retry would not help
+
+    assert returns.list_returns(app.read_uow(), shop, returns.ReturnFilter())["items"] == []
