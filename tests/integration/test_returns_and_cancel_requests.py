@@ -16,8 +16,9 @@ from ordermesh.bootstrap import Application
 from ordermesh.domain.errors import IllegalTransition, InvalidInput
 from ordermesh.domain.lifecycle import ShipmentStatus
 from ordermesh.domain.returns import Disposition
-from ordermesh.services import cancellations, fulfilment, order_views, orders, returns
+from ordermesh.services import aftersales, cancellations, fulfilment, order_views, orders, return_views, returns
 from ordermesh.services.orders import CancelLine
+from ordermesh.services.outbox import Envelope
 from ordermesh.services.returns import ReceivedItem, ReturnItem
 from ordermesh.services.unit_of_work import Caller
 from ordermesh.workers.runner import drain
@@ -88,7 +89,7 @@ def test_a_partial_return_is_received_restocked_and_refunded(app: Application, s
     )
     returns.refund(app.uow(), shop, return_id)
 
-    record = returns.get_return(app.read_uow(), shop, return_id)
+    record = return_views.get_return(app.read_uow(), shop, return_id)
     assert record["status"] == "refunded"
     assert record["refund_amount"] == "180000.0000"  # 2 x 100,000 less the 10% order discount
     [line] = record["lines"]
@@ -144,14 +145,14 @@ def test_receiving_more_than_the_return_holds_changes_nothing(app: Application, 
     ship(app, shop, order_id)
     return_id = returns.open_return(app.uow(), shop, order_id, [ReturnItem(1, 1)], "wrong colour")
     returns.approve(app.uow(), shop, return_id)
-    before = (returns.get_return(app.read_uow(), shop, return_id), on_hand(app, shop))
+    before = (return_views.get_return(app.read_uow(), shop, return_id), on_hand(app, shop))
 
     with pytest.raises(InvalidInput):
         returns.receive(app.uow(), shop, return_id, [ReceivedItem(1, 2, Disposition.RESTOCK)], "HN")
     with pytest.raises(IllegalTransition):
         returns.refund(app.uow(), shop, return_id)  # nothing received yet
 
-    assert (returns.get_return(app.read_uow(), shop, return_id), on_hand(app, shop)) == before
+    assert (return_views.get_return(app.read_uow(), shop, return_id), on_hand(app, shop)) == before
 
 
 def test_a_requested_return_cannot_be_received_before_approval(app: Application, shop: Caller) -> None:
@@ -162,7 +163,7 @@ def test_a_requested_return_cannot_be_received_before_approval(app: Application,
     with pytest.raises(IllegalTransition):
         returns.receive(app.uow(), shop, return_id, [ReceivedItem(1, 1, Disposition.RESTOCK)], "HN")
 
-    assert returns.get_return(app.read_uow(), shop, return_id)["status"] == "requested"
+    assert return_views.get_return(app.read_uow(), shop, return_id)["status"] == "requested"
 
 
 def test_refunds_of_cancellations_and_returns_add_up_to_what_was_paid(app: Application, shop: Caller) -> None:
@@ -178,7 +179,7 @@ def test_refunds_of_cancellations_and_returns_add_up_to_what_was_paid(app: Appli
 
     [cancelled] = [e for e in view(app, shop, order_id)["events"] if e["type"] == "lines_cancelled"]
     assert cancelled["data"]["refund"] == "110000"  # 100,000 + a third of the shipping
-    assert returns.get_return(app.read_uow(), shop, return_id)["refund_amount"] == "200000.0000"
+    assert return_views.get_return(app.read_uow(), shop, return_id)["refund_amount"] == "200000.0000"
     # 330,000 paid; 20,000 of shipping was used by the two units that travelled
 
 
@@ -191,7 +192,7 @@ def test_a_carrier_return_to_sender_opens_one_return_in_transit(app: Application
     again = returns.open_from_carrier(app.uow(), carrier, shipment_id)
 
     assert first == again
-    record = returns.get_return(app.read_uow(), shop, first)
+    record = return_views.get_return(app.read_uow(), shop, first)
     assert (record["status"], record["origin"], record["external_ref"]) == (
         "in_transit",
         "carrier",
@@ -213,7 +214,9 @@ def test_a_channel_return_request_is_stored_once(app: Application, shop: Caller)
 
     assert first == again
     assert (
-        returns.list_returns(app.read_uow(), shop, returns.ReturnFilter(origin="channel"))["items"][0]["status"]
+        return_views.list_returns(app.read_uow(), shop, return_views.ReturnFilter(origin="channel"))["items"][0][
+            "status"
+        ]
         == "approved"
     )
 
@@ -254,5 +257,18 @@ def test_a_buyer_cancellation_is_refused_after_shipping_and_can_become_a_return(
     after = view(app, shop, order_id)
     assert (after["status"], after["lines"]) == (before["status"], before["lines"])
     assert [e["type"] for e in after["events"]].count("cancel_refused") == 2
-    record = returns.get_return(app.read_uow(), shop, turned.return_id)
+    record = return_views.get_return(app.read_uow(), shop, turned.return_id)
     assert (record["origin"], record["status"], record["lines"][0]["quantity"]) == ("channel", "requested", 1)
+
+
+def test_a_return_to_sender_of_an_unknown_or_unshipped_shipment_is_skipped(app: Application, shop: Caller) -> None:
+    order_id = place(app, shop, ("A", 1, "100"))
+    fulfilment.release(app.uow(), shop, order_id)
+    [pending] = view(app, shop, order_id)["shipments"]
+
+    for shipment_id in (pending["id"], 999_999):
+        payload = {"shipment_id": shipment_id, "order_id": order_id, "tenant_id": shop.tenant_id}
+        envelope = Envelope(1, shop.tenant_id, "shipment", str(shipment_id), "shipment.returned_to_sender", payload)
+        aftersales.on_returned_to_sender(app, envelope)  # logged, not raised: a retry would not help
+
+    assert return_views.list_returns(app.read_uow(), shop, return_views.ReturnFilter())["items"] == []

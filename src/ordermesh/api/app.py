@@ -20,8 +20,7 @@ from ordermesh.bootstrap import Application, bootstrap
 from ordermesh.services import catalog as catalog_service
 from ordermesh.services import events as events_service
 from ordermesh.services import inventory as inventory_service
-from ordermesh.services import order_views, routing_profiles
-from ordermesh.services import returns as returns_service
+from ordermesh.services import order_views, return_views, routing_profiles
 from ordermesh.services.unit_of_work import Caller, IdempotentReplay
 from ordermesh.workers.runner import Worker
 
@@ -35,7 +34,7 @@ REPLAYS: dict[str, Callable[[Application, Caller, str], Any]] = {
     ),
     "inventory_level": lambda app, caller, id_: inventory_service.get_level(app.read_uow(), caller, *id_.split("/", 1)),
     "event": lambda app, caller, id_: events_service.get_event(app.read_uow(), caller, int(id_)),
-    "return": lambda app, caller, id_: returns_service.get_return(app.read_uow(), caller, int(id_)),
+    "return": lambda app, caller, id_: return_views.get_return(app.read_uow(), caller, int(id_)),
 }
 
 

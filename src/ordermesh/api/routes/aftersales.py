@@ -10,7 +10,7 @@ from ordermesh.api.deps import AppDep, CatalogWriter, IdempotencyDep, IdPath, Id
 from ordermesh.api.schemas import AwareDatetime, Code
 from ordermesh.api.schemas_aftersales import ReturnCreate, ReturnNote, ReturnReceive, ReturnRejection, SlaPolicyPut
 from ordermesh.domain.returns import Disposition
-from ordermesh.services import returns, sla
+from ordermesh.services import return_views, returns, sla
 
 router = APIRouter(prefix="/v1")
 ChannelCode = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
@@ -47,7 +47,7 @@ def open_return(order_id: IdPath, body: ReturnCreate, app: AppDep, caller: Order
     """Open a return of some shipped units (lines and quantities); it starts as requested."""
     items = [returns.ReturnItem(line.line_number, line.quantity) for line in body.lines]
     return_id = returns.open_return(write_uow(app, caller, key), caller, order_id, items, body.reason, body.note)
-    return returns.get_return(app.read_uow(), caller, return_id)
+    return return_views.get_return(app.read_uow(), caller, return_id)
 
 
 @router.get("/returns", tags=["returns"])
@@ -64,19 +64,21 @@ def list_returns(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Any:
     """Newest first; pass ``next_after_id`` back as ``after_id`` for the next page."""
-    filters = returns.ReturnFilter(status_, origin, order_id, channel, created_after, created_before, after_id, limit)
-    return returns.list_returns(app.read_uow(), caller, filters)
+    filters = return_views.ReturnFilter(
+        status_, origin, order_id, channel, created_after, created_before, after_id, limit
+    )
+    return return_views.list_returns(app.read_uow(), caller, filters)
 
 
 @router.get("/returns/{return_id}", tags=["returns"])
 def get_return(return_id: IdPath, app: AppDep, caller: Reader) -> Any:
-    return returns.get_return(app.read_uow(), caller, return_id)
+    return return_views.get_return(app.read_uow(), caller, return_id)
 
 
 @router.post("/returns/{return_id}/approve", tags=["returns"])
 def approve_return(return_id: IdPath, body: ReturnNote, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
     returns.approve(write_uow(app, caller, key), caller, return_id, body.note)
-    return returns.get_return(app.read_uow(), caller, return_id)
+    return return_views.get_return(app.read_uow(), caller, return_id)
 
 
 @router.post("/returns/{return_id}/reject", tags=["returns"])
@@ -84,7 +86,7 @@ def reject_return(
     return_id: IdPath, body: ReturnRejection, app: AppDep, caller: OrderManager, key: IdempotencyDep
 ) -> Any:
     returns.reject(write_uow(app, caller, key), caller, return_id, body.reason)
-    return returns.get_return(app.read_uow(), caller, return_id)
+    return return_views.get_return(app.read_uow(), caller, return_id)
 
 
 @router.post("/returns/{return_id}/in-transit", tags=["returns"])
@@ -92,7 +94,7 @@ def return_in_transit(
     return_id: IdPath, body: ReturnNote, app: AppDep, caller: OrderManager, key: IdempotencyDep
 ) -> Any:
     returns.mark_in_transit(write_uow(app, caller, key), caller, return_id, body.note)
-    return returns.get_return(app.read_uow(), caller, return_id)
+    return return_views.get_return(app.read_uow(), caller, return_id)
 
 
 @router.post("/returns/{return_id}/receive", tags=["returns"])
@@ -106,17 +108,17 @@ def receive_return(
         for item in body.items
     ]
     returns.receive(write_uow(app, caller, key), caller, return_id, items, body.location)
-    return returns.get_return(app.read_uow(), caller, return_id)
+    return return_views.get_return(app.read_uow(), caller, return_id)
 
 
 @router.post("/returns/{return_id}/refund", tags=["returns"])
 def refund_return(return_id: IdPath, body: ReturnNote, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
     """Record the refund of the received units (computed per line) and tell the channel and the ERP."""
     returns.refund(write_uow(app, caller, key), caller, return_id, body.note)
-    return returns.get_return(app.read_uow(), caller, return_id)
+    return return_views.get_return(app.read_uow(), caller, return_id)
 
 
 @router.post("/returns/{return_id}/close", tags=["returns"])
 def close_return(return_id: IdPath, body: ReturnNote, app: AppDep, caller: OrderManager, key: IdempotencyDep) -> Any:
     returns.close(write_uow(app, caller, key), caller, return_id, body.note)
-    return returns.get_return(app.read_uow(), caller, return_id)
+    return return_views.get_return(app.read_uow(), caller, return_id)
