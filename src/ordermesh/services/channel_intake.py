@@ -30,8 +30,8 @@ from ordermesh.adapters.store.tables import Allocation, Order, OrderLine, Sku, S
 from ordermesh.adapters.store.tables_channels import ChannelListing, ChannelOrderRecord
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.errors import IllegalTransition
-from ordermesh.domain.lifecycle import CANCELLABLE, OrderStatus
-from ordermesh.services import order_history, orders, outbox
+from ordermesh.domain.lifecycle import OrderStatus
+from ordermesh.services import cancellations, order_history, orders, outbox
 from ordermesh.services.channel_runtime import Connected
 from ordermesh.services.unit_of_work import Caller
 
@@ -139,6 +139,7 @@ def _create(app: Application, ctx: Connected, caller: Caller, order: ChannelOrde
             placed_at=order.placed_at,
             ship_by=order.ship_by,
             tags=["cod"] if order.cod else [],
+            shipping_fee=order.shipping_fee,
         )
         return orders.capture_order(app.uow(), caller, new).order_id
     return _insert_held(app, ctx, caller, order, codes, reason)
@@ -415,20 +416,22 @@ def _cancel_without_lines(
 
 
 def decide_cancel_request(app: Application, caller: Caller, order_id: int, note: str) -> bool:
-    """A buyer's cancel request: accepted (and the order cancelled) while nothing has left a
-    warehouse; refused once anything has shipped."""
+    """A buyer's cancel request, decided by the cancellation policy (``cancellations.request_from_channel``):
+    accepted and applied while none of the order's units has left a warehouse, refused (and the refusal
+    recorded on the order's history) once any has. An order held with no mapped line simply ends."""
     with app.read_uow() as uow:
         row = uow.session.get(Order, order_id)
         if row is None:
             return False
         if row.status == OrderStatus.CANCELLED.value:
             return True
-        shipped = uow.session.scalar(
-            select(func.coalesce(func.sum(Allocation.shipped_quantity), 0)).where(Allocation.order_id == order_id)
-        )
-        if OrderStatus(row.status) not in CANCELLABLE or shipped:
-            return False
-    return cancel_for_channel(app, caller, order_id, orders.CancelReason.CUSTOMER, note)
+        has_lines = uow.session.scalar(select(func.count()).where(OrderLine.order_id == order_id))
+    if not has_lines:
+        return cancel_for_channel(app, caller, order_id, orders.CancelReason.CUSTOMER, note)
+    decision = cancellations.request_from_channel(
+        app.uow(), caller, order_id, reason=orders.CancelReason.CUSTOMER, note=note
+    )
+    return decision.accepted
 
 
 def _release(app: Application, caller: Caller, order_id: int, note: str) -> None:
