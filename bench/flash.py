@@ -688,8 +688,9 @@ def pgbench(concurrency: int, seconds: int) -> dict[str, Any]:
         scripts = {
             "hot_row_decrement": "UPDATE hot_stock SET available = available - 1 WHERE id = 1 AND available >= 1;\n",
             "order_insert": (
+                "\\set n random(1, 1000000000000)\n"
                 "INSERT INTO one_order (external_id, payload) VALUES"
-                ' (:client_id || \'-\' || random(1, 1000000000000), \'{"sku": "HOT", "quantity": 1}\');\n'
+                ' (:client_id || \'-\' || :n, \'{"sku": "HOT", "quantity": 1}\');\n'
             ),
         }
         results: dict[str, Any] = {"clients": clients, "seconds": seconds}
