@@ -688,8 +688,9 @@ def pgbench(concurrency: int, seconds: int) -> dict[str, Any]:
         scripts = {
             "hot_row_decrement": "UPDATE hot_stock SET available = available - 1 WHERE id = 1 AND available >= 1;\n",
             "order_insert": (
+                "\\set n random(1, 1000000000000)\n"
                 "INSERT INTO one_order (external_id, payload) VALUES"
-                ' (:client_id || \'-\' || random(1, 1000000000000), \'{"sku": "HOT", "quantity": 1}\');\n'
+                ' (:client_id || \'-\' || :n, \'{"sku": "HOT", "quantity": 1}\');\n'
             ),
         }
         results: dict[str, Any] = {"clients": clients, "seconds": seconds}
@@ -916,9 +917,10 @@ def main() -> None:
     results["ratios"] = ratios(results)
     results["load_average_after"] = round(os.getloadavg()[0], 2)
     table = markdown(results)
-    (RESULTS / f"{day}-flash.md").write_text(table)
+    summary_stem = f"{day}-flash" + ("" if args.backend == "postgresql" else f"-{args.backend.replace(',', '-')}")
+    (RESULTS / f"{summary_stem}.md").write_text(table)
     summary_only = {k: v for k, v in results.items() if k != "scenarios"}
-    (RESULTS / f"{day}-flash.json").write_text(json.dumps(summary_only, indent=1) + "\n")
+    (RESULTS / f"{summary_stem}.json").write_text(json.dumps(summary_only, indent=1) + "\n")
     print(table)
     failures = [
         f"{r['backend']} {r['scenario']}: {what}"
