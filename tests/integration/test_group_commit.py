@@ -134,3 +134,30 @@ def test_malformed_orders_never_join_a_group(app: Application, shop: Caller) -> 
         gc.capture(shop, order("x" * 129))
     assert gc.groups == 0
     assert counts(app, shop.tenant_id)["orders"] == 0
+
+
+def test_a_grouped_order_keeps_its_discount_and_shipping_fee_for_refunds(
+    app: Application,
+    shop: Caller,  # noqa: F811
+) -> None:
+    """Refunds share the discount and shipping by value (services/refunds.py): a grouped capture must
+    store the same charges as ``capture_order`` does, or a later cancellation would refund too much."""
+    from decimal import Decimal
+
+    from ordermesh.adapters.store.tables_sla_returns import OrderCharges
+
+    charged = dataclasses.replace(order("charged-1", ("A", 2)), discount=Decimal("5000"), shipping_fee=Decimal("15000"))
+    alone = dataclasses.replace(order("charged-2", ("A", 2)), discount=Decimal("5000"), shipping_fee=Decimal("15000"))
+    batch = [_Pending(shop, charged), _Pending(shop, order("plain-1"))]
+    committer(app)._run(batch)
+    reference = orders.capture_order(app.uow(), shop, alone)
+    assert batch[0].result is not None
+    with app.read_uow() as uow:
+        rows = {
+            row.order_id: (row.discount, row.shipping_fee)
+            for row in uow.session.scalars(select(OrderCharges).where(OrderCharges.tenant_id == shop.tenant_id))
+        }
+    assert rows == {
+        batch[0].result.order_id: (Decimal("5000"), Decimal("15000")),
+        reference.order_id: (Decimal("5000"), Decimal("15000")),
+    }

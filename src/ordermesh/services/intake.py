@@ -30,6 +30,7 @@ from sqlalchemy import insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ordermesh.adapters.store.tables import Channel, Order, OrderEvent, OrderLine, Sku, SkuComponent
+from ordermesh.adapters.store.tables_sla_returns import OrderCharges
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.errors import InvalidInput
 from ordermesh.domain.lifecycle import OrderStatus
@@ -275,6 +276,7 @@ def _write_children(
     """Lines, ``created`` events and outbox messages of the orders just inserted; their views."""
     channel_codes = {channel_id: code for (_, code), channel_id in channels.items()}
     line_rows: list[dict[str, Any]] = []
+    charge_rows: list[dict[str, Any]] = []
     event_rows: list[dict[str, Any]] = []
     orders: dict[tuple[int, int, str], Order] = {}
     for key, order_id in inserted.items():
@@ -294,6 +296,15 @@ def _write_children(
                     "unit_price": _money(line.unit_price),
                     "cancelled_quantity": 0,
                     "components": components.get(sku_id) or {str(sku_id): 1},
+                }
+            )
+        if item.new.discount or item.new.shipping_fee:  # as capture_order stores them, for refunds
+            charge_rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "order_id": order_id,
+                    "discount": _money(item.new.discount),
+                    "shipping_fee": _money(item.new.shipping_fee),
                 }
             )
         # As order_history.record writes a "created" event: the audit row and its outbox message.
@@ -328,6 +339,8 @@ def _write_children(
             },
         )
     session.execute(insert(OrderLine), line_rows)
+    if charge_rows:
+        session.execute(insert(OrderCharges), charge_rows)
     event_ids = {
         order_id: event_id
         for event_id, order_id in session.execute(
