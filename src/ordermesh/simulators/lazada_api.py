@@ -324,6 +324,6 @@ class LazadaApi:
                 self.shop.touch(order, items, "canceled")
                 self.shop.push_reverse(order, items[0], "CANCEL_SUCCESS")
             else:
-                order["updated_at"] = seller_time(datetime.now(UTC))
+                order["updated_at"] = seller_time(self.shop.tick())
                 self.shop.push_reverse(order, items[0], "REJECT_CANCEL_ORDER")
         return {"data": {}}
