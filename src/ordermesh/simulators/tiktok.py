@@ -9,7 +9,8 @@ HTTP 200 with a non-zero ``code`` and ``data: {}``.
 
 Control API (not TikTok's): ``POST /_sim/products``, ``GET /_sim/stock``, ``POST /_sim/orders``,
 ``POST /_sim/orders/{id}/status``, ``POST /_sim/orders/{id}/cancel_request``, ``GET /_sim/orders/{id}``,
-``GET /_sim/calls``, plus the fault controls of ``simulators.common``.
+``GET /_sim/calls``, ``POST /_sim/config`` (``push_url``), ``POST /_sim/flush`` (wait for queued pushes), plus
+the fault controls of ``simulators.common``.
 """
 
 from __future__ import annotations
