@@ -12,7 +12,8 @@ sellable figure. Both accept at most 50 SKUs a call, and the inventory APIs allo
 Control API (not Lazada's): ``POST /_sim/products``, ``GET /_sim/stock``, ``POST /_sim/orders`` (a buyer places an
 order), ``POST /_sim/orders/{id}/status``, ``POST /_sim/orders/{id}/cancel_request`` (buyer asks to cancel),
 ``GET /_sim/orders/{id}``, ``GET /_sim/calls`` (write calls received), ``POST /_sim/config`` (``push_url``),
-``POST /_sim/flush`` (wait for queued pushes), plus the fault controls of ``simulators.common``. Error code names other than ``IncompleteSignature`` are [U].
+``POST /_sim/flush`` (wait for queued pushes), plus the fault controls of ``simulators.common``. Error code names
+other than ``IncompleteSignature`` are [U].
 """
 
 from __future__ import annotations
