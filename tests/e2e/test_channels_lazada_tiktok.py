@@ -247,3 +247,31 @@ def test_shipping_reaches_the_platform_and_a_later_cancel_request_is_refused(sea
     assert not market.cancel_pending(external_id)
     assert market.statuses(external_id) == before
     assert sea.api.get(f"/v1/channels/{market.code}/health").json()["outbound"] == {"pending": 0, "dead": 0}
+
+
+@sqlite_only
+def test_a_seller_shipped_tiktok_order_carries_ordermeshs_carrier_and_tracking(sea: SeaWorld) -> None:
+    external_id = sea.tiktok.place([("CAP", 1)], shipping_type="SELLER")
+    sea.drain()
+    order = sea.only_order(sea.tiktok.code)
+    sea.base.ship(order["id"], "GHN-555")  # ordermesh's carrier code for Giao Hang Nhanh
+    sea.drain()
+    platform = sea.tiktok.platform_order(external_id)
+    assert platform["status"] == "IN_TRANSIT"
+    assert [line["tracking_number"] for line in platform["line_items"]] == ["GHN-555"]
+    assert sea.api.get(f"/v1/channels/{sea.tiktok.code}/health").json()["outbound"] == {"pending": 0, "dead": 0}
+
+
+@sqlite_only
+@PLATFORMS
+def test_an_operator_cancel_reaches_the_platform(sea: SeaWorld, kind: str) -> None:
+    market = sea.market(kind)
+    external_id = market.place([("TSHIRT-M", 1)])
+    sea.drain()
+    order = sea.only_order(market.code)
+    cancelled = sea.api.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "warehouse", "note": "damaged"})
+    assert cancelled.status_code == 200, cancelled.text
+    sea.drain()
+    assert market.statuses(external_id) == ({"canceled"} if kind == "lazada" else {"CANCELLED"})
+    assert sea.order(order["id"])["status"] == "cancelled"
+    assert sea.api.get(f"/v1/channels/{market.code}/health").json()["outbound"] == {"pending": 0, "dead": 0}
