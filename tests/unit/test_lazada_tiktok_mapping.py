@@ -276,3 +276,21 @@ def test_pushes_that_are_not_json_objects_are_refused(body: bytes) -> None:
         lazada.LazadaAdapter.__new__(lazada.LazadaAdapter).parse_push(headers={}, body=body)
     with pytest.raises(ValueError, match="not"):
         tiktok.TikTokShopAdapter.__new__(tiktok.TikTokShopAdapter).parse_push(headers={}, body=body)
+
+
+@pytest.mark.parametrize(
+    ("carrier", "provider", "expected"),
+    [
+        ("GHN", "Giao Hang Nhanh", True),
+        ("GHTK", "Giao Hang Tiet Kiem", True),
+        ("GHN", "Giao Hang Tiet Kiem", False),
+        ("GHTK", "Giao Hang Nhanh", False),
+        ("J&T", "J&T Express", True),
+        ("NinjaVan", "Ninja Van", True),
+        ("Giao Hang Nhanh", "Giao Hang Nhanh", True),
+        ("", "Giao Hang Nhanh", False),
+    ],
+)
+def test_ordermesh_carrier_codes_match_tiktok_provider_names(carrier: str, provider: str, expected: bool) -> None:
+    assert tiktok.carrier_matches(carrier, "7129736293314594561", provider) is expected
+    assert tiktok.carrier_matches("7129736293314594561", "7129736293314594561", provider)

@@ -11,8 +11,9 @@ sellable figure. Both accept at most 50 SKUs a call, and the inventory APIs allo
 
 Control API (not Lazada's): ``POST /_sim/products``, ``GET /_sim/stock``, ``POST /_sim/orders`` (a buyer places an
 order), ``POST /_sim/orders/{id}/status``, ``POST /_sim/orders/{id}/cancel_request`` (buyer asks to cancel),
-``GET /_sim/orders/{id}``, ``GET /_sim/calls`` (write calls received), plus the fault controls of
-``simulators.common``. Error code names other than ``IncompleteSignature`` are [U].
+``GET /_sim/orders/{id}``, ``GET /_sim/calls`` (write calls received), ``POST /_sim/config`` (``push_url``),
+``POST /_sim/flush`` (wait for queued pushes), plus the fault controls of ``simulators.common``. Error code names
+other than ``IncompleteSignature`` are [U].
 """
 
 from __future__ import annotations
@@ -54,19 +55,21 @@ def create_app(
     """A Lazada seller account verifying ``app_key``/``app_secret`` (and ``access_token`` when given)."""
     app = FastAPI(title="Lazada Open Platform simulator", docs_url=None, redoc_url=None)
     faults = Faults()
-    sender = PushSender(faults) if push_url else None  # a sender owns a thread: only when pushes have a target
+    # A sender owns a thread: it is started only once pushes have a target (here or via ``/_sim/config``).
+    target: dict[str, Any] = {"push_url": push_url, "sender": PushSender(faults) if push_url else None}
 
     def push(message: dict[str, Any]) -> None:
-        if sender is None or not push_url:
+        sender, url = target["sender"], target["push_url"]
+        if sender is None or not url:
             return
         envelope = {"seller_id": seller_id, **message, "timestamp": int(time.time() * 1000), "site": site}
         body = json.dumps(envelope, separators=(",", ":")).encode()
         signature = push_signature(app_key, app_secret, body)
-        sender.send(push_url, body, {"Authorization": signature, "Content-Type": "application/json"})
+        sender.send(url, body, {"Authorization": signature, "Content-Type": "application/json"})
 
     shop = LazadaShop(app_key=app_key, app_secret=app_secret, push=push)
     api = LazadaApi(shop, max_offset=max_offset)
-    app.state.shop, app.state.faults, app.state.pushes = shop, faults, sender
+    app.state.shop, app.state.faults, app.state.pushes = shop, faults, target["sender"]
     install_faults(app, faults)
 
     def error(exc: LazadaError) -> JSONResponse:
@@ -119,6 +122,25 @@ def create_app(
         """Malformed control-API input (the platform paths answer their own envelopes) is a 422, not a 500."""
         return JSONResponse({"message": f"invalid request: {exc!r}"}, status_code=422)
 
+    @app.post("/_sim/config")
+    async def configure(request: Request) -> dict[str, Any]:
+        """``{"push_url": ...}``: where pushes go (ordermesh's webhook path is known only once connected)."""
+        body = await request.json()
+        if "push_url" in body:
+            target["push_url"] = str(body["push_url"]) if body["push_url"] else None
+            if target["push_url"] and target["sender"] is None:
+                target["sender"] = app.state.pushes = PushSender(faults)
+        return {"push_url": target["push_url"]}
+
+    @app.post("/_sim/flush")
+    def flush() -> dict[str, Any]:
+        """Wait until every queued push was attempted; lists what was sent (URL, HTTP status)."""
+        sender = target["sender"]
+        if sender is None:
+            return {"sent": []}
+        sender.flush(10.0)
+        return {"sent": [[item.url, item.status] for item in sender.sent]}
+
     @app.post("/_sim/products")
     async def add_product(request: Request) -> dict[str, Any]:
         return shop.add_product(await request.json())
@@ -169,7 +191,7 @@ def create_app(
             for item in items:
                 item.update(reverse_order_id=reverse_id, is_cancel_pending="true")
             order["need_cancel_confirm"] = order["is_cancel_pending"] = "true"
-            order["updated_at"] = seller_time(datetime.now(UTC))
+            order["updated_at"] = seller_time(shop.tick())
             if items:
                 shop.push_reverse(order, items[0], "CANCEL_INIT")
             return {"reverse_order_id": reverse_id}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from ordermesh.adapters.channels.units import platform_time
@@ -324,6 +323,6 @@ class LazadaApi:
                 self.shop.touch(order, items, "canceled")
                 self.shop.push_reverse(order, items[0], "CANCEL_SUCCESS")
             else:
-                order["updated_at"] = seller_time(datetime.now(UTC))
+                order["updated_at"] = seller_time(self.shop.tick())
                 self.shop.push_reverse(order, items[0], "REJECT_CANCEL_ORDER")
         return {"data": {}}

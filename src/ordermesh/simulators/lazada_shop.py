@@ -48,6 +48,13 @@ class LazadaShop:
         self.ids = itertools.count(1)
         self.order_ids = itertools.count(260422900198363)
         self.item_ids = itertools.count(260422900298363)
+        self.clock = 0
+
+    def tick(self) -> datetime:
+        """Now, but strictly later than the previous change (Lazada's times have one-second resolution, and
+        two changes in the same second would otherwise look like one to any reader comparing update times)."""
+        self.clock = max(int(time.time()), self.clock + 1)
+        return datetime.fromtimestamp(self.clock, UTC)
 
     # -- state helpers ------------------------------------------------------------------------------------------
 
@@ -101,7 +108,7 @@ class LazadaShop:
                 sellable = self.skus[seller_sku]["quantity"] - self.locked(seller_sku)
                 if sellable < int(line.get("quantity", 1)):
                     raise LazadaError("OutOfStock", f"{seller_sku} has {sellable} sellable")
-            now = platform_time(spec.get("updated_at")) or datetime.now(UTC)
+            now = platform_time(spec.get("updated_at")) or self.tick()
             order_id = next(self.order_ids)
             status = str(spec.get("status", "pending"))
             items = []
@@ -179,7 +186,7 @@ class LazadaShop:
     def touch(
         self, order: dict[str, Any], items: list[dict[str, Any]], status: str, when: datetime | None = None
     ) -> None:
-        now = when or datetime.now(UTC)
+        now = when or self.tick()
         for item in items:
             if item["status"] in OPEN_STATUSES and status not in OPEN_STATUSES and status != "canceled":
                 self.skus[item["sku"]]["quantity"] -= 1  # the unit left the warehouse: no longer locked, gone

@@ -9,7 +9,8 @@ HTTP 200 with a non-zero ``code`` and ``data: {}``.
 
 Control API (not TikTok's): ``POST /_sim/products``, ``GET /_sim/stock``, ``POST /_sim/orders``,
 ``POST /_sim/orders/{id}/status``, ``POST /_sim/orders/{id}/cancel_request``, ``GET /_sim/orders/{id}``,
-``GET /_sim/calls``, plus the fault controls of ``simulators.common``.
+``GET /_sim/calls``, ``POST /_sim/config`` (``push_url``), ``POST /_sim/flush`` (wait for queued pushes), plus
+the fault controls of ``simulators.common``.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ def create_app(
     """A TikTok Shop verifying ``app_key``/``app_secret`` (and the token and cipher when given)."""
     app = FastAPI(title="TikTok Shop Partner API simulator", docs_url=None, redoc_url=None)
     faults = Faults()
-    sender = PushSender(faults) if push_url else None  # a sender owns a thread: only when pushes have a target
+    # A sender owns a thread: it is started only once pushes have a target (here or via ``/_sim/config``).
+    target: dict[str, Any] = {"push_url": push_url, "sender": PushSender(faults) if push_url else None}
 
     def push(kind: int, data: dict[str, Any]) -> None:
-        if sender is None or not push_url:
+        sender, url = target["sender"], target["push_url"]
+        if sender is None or not url:
             return
         envelope = {
             "type": kind,
@@ -57,11 +60,11 @@ def create_app(
         }
         body = json.dumps(envelope, separators=(",", ":")).encode()
         headers = {"Authorization": push_signature(app_key, app_secret, body), "Content-Type": "application/json"}
-        sender.send(push_url, body, headers)
+        sender.send(url, body, headers)
 
     shop = TikTokShop(push)
     api = TikTokApi(shop)
-    app.state.shop, app.state.faults, app.state.pushes = shop, faults, sender
+    app.state.shop, app.state.faults, app.state.pushes = shop, faults, target["sender"]
     install_faults(app, faults)
 
     def answer(code: int, message: str, data: Any) -> JSONResponse:
@@ -112,6 +115,25 @@ def create_app(
         """Malformed control-API input (the platform paths answer their own envelopes) is a 422, not a 500."""
         return JSONResponse({"message": f"invalid request: {exc!r}"}, status_code=422)
 
+    @app.post("/_sim/config")
+    async def configure(request: Request) -> dict[str, Any]:
+        """``{"push_url": ...}``: where pushes go (ordermesh's webhook path is known only once connected)."""
+        body = await request.json()
+        if "push_url" in body:
+            target["push_url"] = str(body["push_url"]) if body["push_url"] else None
+            if target["push_url"] and target["sender"] is None:
+                target["sender"] = app.state.pushes = PushSender(faults)
+        return {"push_url": target["push_url"]}
+
+    @app.post("/_sim/flush")
+    def flush() -> dict[str, Any]:
+        """Wait until every queued push was attempted; lists what was sent (URL, HTTP status)."""
+        sender = target["sender"]
+        if sender is None:
+            return {"sent": []}
+        sender.flush(10.0)
+        return {"sent": [[item.url, item.status] for item in sender.sent]}
+
     @app.post("/_sim/products")
     async def add_product(request: Request) -> dict[str, Any]:
         return shop.add_product(await request.json())
@@ -157,7 +179,7 @@ def create_app(
                 return JSONResponse({"message": "no such order"}, status_code=404)
             order = shop.orders[order_id]
             cancel_id = shop.next_id(4035318504086000000)
-            now = max(int(time.time()), int(order["update_time"]))
+            now = max(shop.tick(), int(order["update_time"]) + 1)
             cancellation = {
                 "cancel_id": cancel_id,
                 "order_id": order_id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -198,7 +197,7 @@ class TikTokApi:
         if cancellation is None or cancellation["cancel_status"] != "CANCELLATION_REQUEST_PENDING":
             raise TikTokError(25001001, f"cancellation {cancel_id} is not pending")
         order = self.shop.order(cancellation["order_id"])
-        cancellation["update_time"] = max(int(time.time()), int(order["update_time"]))
+        cancellation["update_time"] = max(self.shop.tick(), int(order["update_time"]) + 1)
         order["is_buyer_request_cancel"] = False
         if approve:
             cancellation["cancel_status"] = "CANCELLATION_REQUEST_COMPLETE"

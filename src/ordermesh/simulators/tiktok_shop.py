@@ -39,6 +39,13 @@ class TikTokShop:
         self.cancellations: dict[str, dict[str, Any]] = {}
         self.calls: list[dict[str, Any]] = []
         self.ids = itertools.count(1)
+        self.clock = 0
+
+    def tick(self) -> int:
+        """Now in unix seconds, but strictly later than the previous change (two changes in one second would
+        otherwise carry the same ``update_time`` and look like one to a reader comparing them)."""
+        self.clock = max(int(time.time()), self.clock + 1)
+        return self.clock
 
     def next_id(self, base: int) -> str:
         return str(base + next(self.ids))
@@ -96,7 +103,7 @@ class TikTokShop:
                 sellable = sku["quantity"] - self.locked(sku["seller_sku"])
                 if sellable < int(line.get("quantity", 1)):
                     raise TikTokError(12052700, f"{sku['seller_sku']} has {sellable} in stock")
-            now = int(spec.get("update_time") or time.time())
+            now = int(spec.get("update_time") or self.tick())
             order_id = self.next_id(576461413038785000)
             package_id = self.next_id(1152321127278713000)
             currency = spec.get("currency", "VND")
@@ -182,7 +189,7 @@ class TikTokShop:
                 if line["display_status"] != "CANCELLED":
                     self.skus[line["seller_sku"]]["quantity"] -= 1  # the unit left the warehouse
         order["status"] = status
-        order["update_time"] = when or max(int(time.time()), int(order["update_time"]))
+        order["update_time"] = when or max(self.tick(), int(order["update_time"]) + 1)
         display = {
             "AWAITING_COLLECTION": "TO_SHIP",
             "IN_TRANSIT": "SHIPPED",

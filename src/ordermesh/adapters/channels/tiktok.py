@@ -17,7 +17,8 @@ Contract notes:
   (inner body shape [U]); a listing without a warehouse uses the shop's default sales warehouse.
 - Shipment: TikTok-shipped orders (``shipping_type`` TIKTOK) ship their package with ``handover_method``
   DROP_OFF and the platform's own tracking; seller-shipped orders mark a package shipped with ordermesh's
-  tracking number and the TikTok shipping provider whose name matches the carrier.
+  tracking number and the TikTok shipping provider whose name matches the carrier (ordermesh's carrier codes
+  match the initials of TikTok's full names: GHN is Giao Hang Nhanh).
 """
 
 from __future__ import annotations
@@ -99,6 +100,20 @@ def sign_request(path: str, params: Mapping[str, str], app_secret: str, body: st
 def verify_request(path: str, params: Mapping[str, str], app_secret: str, body: str | None = None) -> bool:
     expected = sign_request(path, params, app_secret, body)
     return hmac.compare_digest(expected.encode(), (params.get("sign") or "").lower().encode())
+
+
+def carrier_matches(carrier: str, provider_id: str, provider_name: str) -> bool:
+    """Whether ordermesh's carrier (a code such as ``GHN``/``GHTK``/``NINJAVAN`` or a name) is this TikTok provider.
+
+    TikTok names providers in full ("Giao Hang Nhanh", "J&T Express"), while ordermesh's carriers go by their
+    codes, so a code also matches the initials of the provider's words, and spaces and punctuation are ignored.
+    """
+    wanted = "".join(ch for ch in carrier.lower() if ch.isalnum())
+    if not wanted:
+        return False
+    name = "".join(ch for ch in provider_name.lower() if ch.isalnum())
+    initials = "".join(word[0] for word in provider_name.lower().split() if word[:1].isalnum())
+    return wanted in (provider_id, initials) or (bool(name) and (wanted in name or name in wanted))
 
 
 def status_name(value: Any) -> str:
@@ -426,12 +441,11 @@ class TikTokShopAdapter:
             raise PermanentDeliveryError(f"tiktok order {order.get('id')} has no delivery option for seller shipping")
         envelope = self.request("GET", f"/logistics/{VERSION}/delivery_options/{option}/shipping_providers")
         providers = (envelope.get("data") or {}).get("shipping_providers") or []
-        wanted = carrier.strip().lower()
         for provider in providers:
-            name = str(provider.get("name", "")).lower()
-            if wanted and (wanted == str(provider.get("id")) or wanted in name or name in wanted):
+            if carrier_matches(carrier, str(provider.get("id", "")), str(provider.get("name", ""))):
                 return str(provider["id"])
-        raise PermanentDeliveryError(f"tiktok has no shipping provider matching carrier {carrier!r}")
+        names = ", ".join(str(provider.get("name")) for provider in providers)
+        raise PermanentDeliveryError(f"tiktok has no shipping provider matching carrier {carrier!r} (offers: {names})")
 
     def cancel_order(self, external_id: str, *, reason: str, line_ids: Sequence[str] = ()) -> None:
         order = self._raw_orders(external_id)
