@@ -5,8 +5,9 @@
   with the reason, never dropped and never guessed; ``remap_held_orders`` completes and releases it
   once the listing is mapped (or the platform says it is paid).
 - Each channel order keeps the platform's side in ``channel_orders``: raw status, platform update
-  time, money, COD, buyer note. An update whose platform time is not newer than the stored one
-  changes nothing (duplicates and out-of-order deliveries have the effect of one).
+  time, money, COD, buyer note. An update with an older platform time changes nothing; within the
+  same second (the platforms' resolution) only forward progress counts (``supersedes``), so
+  duplicates and out-of-order deliveries have the effect of one.
 - Effects of a platform state (cancel, answer a buyer's cancel request, release a payment hold) run
   after the new state is stored, from the stored (newest) state, and are idempotent: the row's
   ``effects_pending`` flag makes a crash between the two harmless (the next delivery or poll re-runs
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +103,8 @@ def apply_order(app: Application, ctx: Connected, order: ChannelOrder) -> Outcom
         record = _record(session, ctx, order.external_id, lock=True)
         if record is None:
             raise LookupError(f"channel order {order.external_id} vanished while being stored")
-        order_id, newer = record.order_id, order.updated_at > record.platform_updated_at
+        order_id = record.order_id
+        newer = supersedes(order.updated_at, order.status, record.platform_updated_at, record.channel_status)
         pending = record.effects_pending
         if newer:
             _update_record(session, caller, record, order)
@@ -109,6 +112,40 @@ def apply_order(app: Application, ctx: Connected, order: ChannelOrder) -> Outcom
     if newer or pending:
         _run_effects(app, ctx, caller, order.external_id)
     return Outcome(order.external_id, "updated" if newer else "stale", order_id)
+
+
+# Forward progress of a marketplace order (CHANNELS.md §9.1); used only to order two updates that carry
+# the same platform time, since the platforms report whole seconds.
+_PROGRESS = {
+    ChannelStatus.PENDING_PAYMENT: 0,
+    ChannelStatus.ON_HOLD: 1,
+    ChannelStatus.READY_TO_FULFILL: 2,
+    ChannelStatus.FULFILLING: 3,
+    ChannelStatus.PARTIALLY_SHIPPED: 4,
+    ChannelStatus.SHIPPED: 5,
+    ChannelStatus.DELIVERED: 6,
+    ChannelStatus.COMPLETED: 7,
+}
+
+
+def supersedes(new_time: datetime, new_status: ChannelStatus, stored_time: datetime, stored_status: str) -> bool:
+    """Whether an update replaces the stored state. A later platform time always wins and an earlier
+    one never does. Within the same second (the platforms' resolution) the update wins only if it moves
+    the order on: a cancellation over anything else, a buyer's cancel request over an open state, or a
+    further forward state. Of two updates in one second, at most one supersedes the other, so a stale
+    copy redelivered out of order (a Shopify redelivery, a slow poll) can never move the order back."""
+    if new_time != stored_time:
+        return new_time > stored_time
+    old = ChannelStatus(stored_status)
+    if new_status is old or old is ChannelStatus.CANCELLED:
+        return False
+    if new_status is ChannelStatus.CANCELLED:
+        return True
+    if old is ChannelStatus.CANCEL_REQUESTED:
+        return False  # an answer to the request comes with a later time
+    if new_status is ChannelStatus.CANCEL_REQUESTED:
+        return True
+    return _PROGRESS[new_status] > _PROGRESS[old]
 
 
 # -- creating ---------------------------------------------------------------------------------------
