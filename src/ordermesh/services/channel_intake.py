@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ordermesh.adapters.channels.base import ChannelLine, ChannelOrder, ChannelStatus
@@ -31,7 +31,7 @@ from ordermesh.adapters.store.tables_channels import ChannelListing, ChannelOrde
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.errors import IllegalTransition
 from ordermesh.domain.lifecycle import CANCELLABLE, OrderStatus
-from ordermesh.services import order_history, orders, outbox
+from ordermesh.services import channel_stock, order_history, orders, outbox
 from ordermesh.services.channel_runtime import Connected
 from ordermesh.services.unit_of_work import Caller
 
@@ -91,6 +91,8 @@ def apply_order(app: Application, ctx: Connected, order: ChannelOrder) -> Outcom
         try:
             with app.uow() as uow:
                 uow.session.add(_new_record(ctx, order, order_id))
+                if order.status is not ChannelStatus.CANCELLED:
+                    _platform_sold(uow.session, ctx, order.lines)
                 uow.commit()
             _run_effects(app, ctx, caller, order.external_id)
             return Outcome(order.external_id, "captured", order_id)
@@ -112,6 +114,34 @@ def apply_order(app: Application, ctx: Connected, order: ChannelOrder) -> Outcom
 
 
 # -- creating ---------------------------------------------------------------------------------------
+
+
+def _platform_sold(session: Any, ctx: Connected, lines: Sequence[ChannelLine]) -> None:
+    """The platform lowered its own figure for what it just sold, so what it shows is no longer what
+    ordermesh last pushed: take the sale off ``pushed`` (once per order, in the transaction that first
+    records it) and re-check. Without this, a listing whose desired figure did not move with the sale
+    (a share or cap rule, or the order coming from elsewhere) would keep showing the platform's lower
+    figure forever."""
+    keys = {f"{line.item_id}:{line.variant_id or ''}": line.quantity for line in lines if line.item_id}
+    by_seller_sku = {line.seller_sku: line.quantity for line in lines if line.seller_sku}
+    rows = session.scalars(
+        select(ChannelListing)
+        .where(
+            ChannelListing.channel_id == ctx.channel_id,
+            ChannelListing.sku_id.is_not(None),
+            or_(ChannelListing.listing_key.in_(list(keys)), ChannelListing.seller_sku.in_(list(by_seller_sku))),
+        )
+        .order_by(ChannelListing.id)
+        .with_for_update()
+    ).all()
+    touched = []
+    for row in rows:
+        sold = keys.get(row.listing_key) or (by_seller_sku.get(row.seller_sku) if row.seller_sku else None)
+        if sold and row.pushed_quantity is not None:
+            row.pushed_quantity = max(row.pushed_quantity - sold, 0)
+            touched.append(row.id)
+    if touched:
+        channel_stock.refresh(session, ctx.tenant_id, listing_ids=touched)
 
 
 def _create(app: Application, ctx: Connected, caller: Caller, order: ChannelOrder) -> int:
