@@ -291,7 +291,8 @@ def check_captured(api: httpx.Client, shops: list[Connected]) -> list[str]:
 
 def oversold(api: httpx.Client) -> list[str]:
     """Every SKU at every location: reserved must never exceed on hand."""
-    problems, after = [], None
+    problems: list[str] = []
+    after: str | None = None
     while True:
         skus = _ok(api.get("/v1/skus", params={"limit": 500, **({"after": after} if after else {})}))
         if not skus:
