@@ -117,31 +117,27 @@ def apply_order(app: Application, ctx: Connected, order: ChannelOrder) -> Outcom
 
 
 def _platform_sold(session: Any, ctx: Connected, lines: Sequence[ChannelLine]) -> None:
-    """The platform lowered its own figure for what it just sold, so what it shows is no longer what
-    ordermesh last pushed: take the sale off ``pushed`` (once per order, in the transaction that first
-    records it) and re-check. Without this, a listing whose desired figure did not move with the sale
-    (a share or cap rule, or the order coming from elsewhere) would keep showing the platform's lower
-    figure forever."""
-    keys = {f"{line.item_id}:{line.variant_id or ''}": line.quantity for line in lines if line.item_id}
-    by_seller_sku = {line.seller_sku: line.quantity for line in lines if line.seller_sku}
+    """The platform lowered its own figure for what it just sold, so ordermesh no longer knows what it
+    shows (a push in flight may or may not have overwritten the sale): forget ``pushed`` for the listings
+    sold (once per order, in the transaction that first records it) so the newest desired figure is
+    pushed again. Without this, a listing whose desired figure did not move with the sale (a share or
+    cap rule, or stock reserved elsewhere) would keep showing the platform's lower figure forever."""
+    keys = [f"{line.item_id}:{line.variant_id or ''}" for line in lines if line.item_id]
+    seller_skus = [line.seller_sku for line in lines if line.seller_sku]
     rows = session.scalars(
         select(ChannelListing)
         .where(
             ChannelListing.channel_id == ctx.channel_id,
             ChannelListing.sku_id.is_not(None),
-            or_(ChannelListing.listing_key.in_(list(keys)), ChannelListing.seller_sku.in_(list(by_seller_sku))),
+            or_(ChannelListing.listing_key.in_(keys), ChannelListing.seller_sku.in_(seller_skus)),
         )
         .order_by(ChannelListing.id)
         .with_for_update()
     ).all()
-    touched = []
     for row in rows:
-        sold = keys.get(row.listing_key) or (by_seller_sku.get(row.seller_sku) if row.seller_sku else None)
-        if sold and row.pushed_quantity is not None:
-            row.pushed_quantity = max(row.pushed_quantity - sold, 0)
-            touched.append(row.id)
-    if touched:
-        channel_stock.refresh(session, ctx.tenant_id, listing_ids=touched)
+        row.pushed_quantity = None
+    if rows:
+        channel_stock.refresh(session, ctx.tenant_id, listing_ids=[row.id for row in rows])
 
 
 def _create(app: Application, ctx: Connected, caller: Caller, order: ChannelOrder) -> int:
