@@ -306,8 +306,8 @@ def demo(
     concurrency: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 16,
     shop_orders: Annotated[
         int, typer.Option(min=0, help="orders simulated buyers place on the four marketplaces (0: skip)")
-    ] = 400,
-    shop_rate: Annotated[float, typer.Option(min=0.1, help="marketplace orders per second")] = 40.0,
+    ] = 300,
+    shop_rate: Annotated[float, typer.Option(min=0.1, help="marketplace orders per second")] = 20.0,
     hot_units: Annotated[int, typer.Option(min=2, help="units of the flash-sale SKU the marketplaces share")] = 60,
 ) -> None:
     """Set up a demo tenant, fire a burst of orders through the HTTP API and summarise; then connect the

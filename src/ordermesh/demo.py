@@ -181,8 +181,8 @@ def run_demo(
     orders: int = 3000,
     concurrency: int = 16,
     seed: int = 11_11,
-    shop_orders: int = 400,
-    shop_rate: float = 40.0,
+    shop_orders: int = 300,
+    shop_rate: float = 20.0,
     hot_units: int = 60,
 ) -> None:
     rng = random.Random(seed)
