@@ -274,15 +274,21 @@ def _marketplaces(
 
                 demo_channels.drive_buyers(shops, orders=shop_orders, rate=rate, seed=seed, on_progress=advance)
             buying_seconds = time.perf_counter() - started
+            unsettled: demo_channels.DemoFailure | None = None
             with _progress() as progress:
                 progress.add_task("captures and stock pushes settling", total=None, rate="")
-                demo_channels.wait_until(
-                    lambda: demo_channels.check_captured(api, shops), 90, "orders accepted by a shop are missing"
-                )
-                demo_channels.wait_until(
-                    lambda: demo_channels.disagreements(api, http, shops), 60, "a shop shows the wrong stock"
-                )
+                try:
+                    demo_channels.wait_until(
+                        lambda: demo_channels.check_captured(api, shops), 90, "orders accepted by a shop are missing"
+                    )
+                    demo_channels.wait_until(
+                        lambda: demo_channels.disagreements(api, http, shops), 60, "a shop shows the wrong stock"
+                    )
+                except demo_channels.DemoFailure as failure:
+                    unsettled = failure  # show the tables (disagreements in red) before failing
             demo_channels.summarise(console, api, shops, buying_seconds)
+            if unsettled is not None:
+                raise unsettled
             problems = demo_channels.oversold(api)
             if problems:
                 raise demo_channels.DemoFailure(f"oversold: {problems[0]} ({len(problems)} SKU/location(s))")
