@@ -304,11 +304,17 @@ def worker() -> None:
 def demo(
     orders: Annotated[int, typer.Option(help="orders to fire")] = 3000,
     concurrency: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 16,
+    shop_orders: Annotated[
+        int, typer.Option(min=0, help="orders simulated buyers place on the four marketplaces (0: skip)")
+    ] = 300,
+    shop_rate: Annotated[float, typer.Option(min=0.1, help="marketplace orders per second")] = 20.0,
+    hot_units: Annotated[int, typer.Option(min=2, help="units of the flash-sale SKU the marketplaces share")] = 60,
 ) -> None:
-    """Set up a demo tenant, fire a burst of orders through the HTTP API and summarise."""
+    """Set up a demo tenant, fire a burst of orders through the HTTP API and summarise; then connect the
+    four marketplace simulators, let buyers order on them and check every shop agrees with ordermesh."""
     from ordermesh.demo import run_demo
 
-    run_demo(orders=orders, concurrency=concurrency)
+    run_demo(orders=orders, concurrency=concurrency, shop_orders=shop_orders, shop_rate=shop_rate, hot_units=hot_units)
 
 
 from ordermesh import cli_channels  # noqa: E402  (registers `channels` and `simulate channel|scenario`)

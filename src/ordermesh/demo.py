@@ -1,5 +1,7 @@
 """``make demo``: a demo tenant, three warehouses, a few dozen SKUs, a burst of orders through the
-HTTP API of a real embedded server (API + workers in one process, SQLite by default), then a summary."""
+HTTP API of a real embedded server (API + workers in one process, SQLite by default), then a summary.
+Phase two connects the four marketplace simulators and lets simulated buyers order on them
+(``ordermesh.demo_channels``)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ordermesh import demo_channels
+from ordermesh.adapters.secrets import SecretBox
 from ordermesh.bootstrap import bootstrap
 from ordermesh.services import tenants
 
@@ -58,14 +62,15 @@ class ServerProcess:
     """``ordermesh serve`` (API and workers in one process, as in production's embedded mode) in a
     child process, so the load generator below never shares an interpreter lock with the server."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ordermesh.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env={**os.environ, "ORDERMESH_LOG_LEVEL": "warning"},
+            env={**os.environ, "ORDERMESH_LOG_LEVEL": "warning", **self.env},
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -171,7 +176,15 @@ def _order(rng: random.Random, skus: list[str], number: int, run: str) -> dict[s
     }
 
 
-def run_demo(*, orders: int = 3000, concurrency: int = 16, seed: int = 11_11) -> None:
+def run_demo(
+    *,
+    orders: int = 3000,
+    concurrency: int = 16,
+    seed: int = 11_11,
+    shop_orders: int = 300,
+    shop_rate: float = 20.0,
+    hot_units: int = 60,
+) -> None:
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:6]
     console.rule("[bold]ordermesh demo")
@@ -179,7 +192,9 @@ def run_demo(*, orders: int = 3000, concurrency: int = 16, seed: int = 11_11) ->
     created = tenants.create_tenant(application.uow(), f"demo-{run}")
     database = application.engine.url.render_as_string(hide_password=True)
     application.close()
-    with ServerProcess() as server:
+    # Marketplace credentials are sealed with this key; a fresh one unless the caller set their own.
+    key = os.environ.get("ORDERMESH_SECRET_KEY") or SecretBox.generate_key()
+    with ServerProcess({"ORDERMESH_SECRET_KEY": key}) as server:
         headers = {"Authorization": f"Bearer {created.api_key}"}
         console.print(f"server {server.url} (API + workers) on {database}; tenant demo-{run}")
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
@@ -224,6 +239,66 @@ def run_demo(*, orders: int = 3000, concurrency: int = 16, seed: int = 11_11) ->
                     time.sleep(0.25)
             drained_seconds = time.perf_counter() - intake_started
             _summarise(client, orders, answers, latencies, intake_seconds, drained_seconds)
+        if shop_orders:
+            _marketplaces(server.url, headers, shop_orders=shop_orders, rate=shop_rate, seed=seed, hot_units=hot_units)
+
+
+def _marketplaces(
+    server_url: str, headers: dict[str, str], *, shop_orders: int, rate: float, seed: int, hot_units: int
+) -> None:
+    """Phase two: simulated buyers on four marketplaces -> pushes -> ordermesh -> stock back to every shop."""
+    console.rule("[bold]marketplaces: Shopify, Shopee, Lazada, TikTok Shop")
+    try:
+        with (
+            httpx.Client(base_url=server_url, headers=headers, timeout=30) as api,
+            httpx.Client(timeout=10) as http,
+            demo_channels.connect_marketplaces(api, server_url, hot_units=hot_units) as shops,
+        ):
+            console.print(
+                f"4 simulators (child processes) connected; {1 + len(demo_channels.SHOP_SKUS)} SKUs listed on each, "
+                f"{demo_channels.HOT_SKU} limited to {hot_units} units"
+            )
+            with _progress() as progress:
+                progress.add_task("shops receiving opening stock", total=None, rate="")
+                demo_channels.wait_until(
+                    lambda: demo_channels.disagreements(api, http, shops), 60, "the shops did not get their stock"
+                )
+            started = time.perf_counter()
+            with _progress() as progress:
+                task = progress.add_task("buyers ordering on the shops", total=shop_orders, rate="")
+
+                def advance(done: int, refused: int) -> None:
+                    elapsed = time.perf_counter() - started
+                    rate_text = f"{done / elapsed:,.0f} orders/s, {refused} refused (sold out)"
+                    progress.update(task, completed=done, rate=rate_text)
+
+                demo_channels.drive_buyers(shops, orders=shop_orders, rate=rate, seed=seed, on_progress=advance)
+            buying_seconds = time.perf_counter() - started
+            unsettled: demo_channels.DemoFailure | None = None
+            with _progress() as progress:
+                progress.add_task("captures and stock pushes settling", total=None, rate="")
+                try:
+                    demo_channels.wait_until(
+                        lambda: demo_channels.check_captured(api, shops), 90, "orders accepted by a shop are missing"
+                    )
+                    demo_channels.wait_until(
+                        lambda: demo_channels.disagreements(api, http, shops), 60, "a shop shows the wrong stock"
+                    )
+                except demo_channels.DemoFailure as failure:
+                    unsettled = failure  # show the tables (disagreements in red) before failing
+            demo_channels.summarise(console, api, shops, buying_seconds)
+            if unsettled is not None:
+                raise unsettled
+            problems = demo_channels.oversold(api)
+            if problems:
+                raise demo_channels.DemoFailure(f"oversold: {problems[0]} ({len(problems)} SKU/location(s))")
+            console.print("oversell check: no SKU is reserved beyond its on-hand stock at any location")
+    except demo_channels.DemoFailure as failure:
+        raise SystemExit(f"error: {failure}") from None
+    console.print(
+        "[green]marketplaces: every order a shop accepted reached ordermesh, and every shop shows what ordermesh "
+        "says it should.[/green]"
+    )
 
 
 def _count(client: httpx.Client, status: str) -> int:

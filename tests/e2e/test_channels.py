@@ -225,3 +225,29 @@ def test_scenario_driver_places_orders_that_flow_in(shops: World) -> None:
     # 10 - 4 sold: both shops show what is left (Shopee minus its buffer).
     assert shops.shopify.get("/_sim/stock").json()["TSHIRT-M"] == 6
     assert shops.shopee.get("/_sim/stock").json()["TSHIRT-M"] == 5
+
+
+@sqlite_only
+def test_a_sale_under_a_cap_is_topped_back_up_on_the_platform(shops: World) -> None:
+    # Shopify may show at most 5 TSHIRT-M; a sale there lowers its own figure while ordermesh's desired
+    # stays at the cap (10 - 2 is still above it), so ordermesh must push 5 again.
+    body = {"kind": "shopify", "base_url": str(shops.shopify.base_url), "stock_rules": {"max_exposed": 5}}
+    assert shops.api.put("/v1/channels/shopify-main", json=body).status_code == 200
+    shops.drain()
+    assert shops.shopify.get("/_sim/stock").json()["TSHIRT-M"] == 5
+    shops.shopify.post("/_sim/orders", json={"lines": [{"sku": "TSHIRT-M", "quantity": 2}]})
+    shops.drain()
+    assert shops.orders("shopify-main")[0]["status"] == "allocated"
+    assert shops.shopify.get("/_sim/stock").json()["TSHIRT-M"] == 5
+    assert shops.shopee.get("/_sim/stock").json()["TSHIRT-M"] == 7  # 8 left - buffer 1
+
+
+@sqlite_only
+def test_simulated_shops_can_refuse_to_sell_beyond_their_stock(shops: World) -> None:
+    for sim, line in ((shops.shopify, {"sku": "CAP", "quantity": 4}), (shops.shopee, {"sku": "CAP", "quantity": 3})):
+        assert sim.post("/_sim/config", json={"sell_beyond_stock": False}).json()["sell_beyond_stock"] is False
+        before = sim.get("/_sim/stock").json()
+        assert sim.post("/_sim/orders", json={"lines": [line]}).status_code == 409
+        assert sim.get("/_sim/stock").json() == before
+    shops.drain()
+    assert shops.orders("shopify-main") == shops.orders("shopee-vn") == []

@@ -278,3 +278,16 @@ def test_a_revoked_key_stops_working(run: Run, application: Application, acme: t
     with TestClient(create_app(application, run_workers=False)) as client:
         response = client.get("/v1/orders", headers=bearer(key))
     assert (response.status_code, response.json()["code"]) == (401, "unauthenticated")
+
+
+def test_demo_runs_both_phases_and_checks_every_shop_agrees(run: Run) -> None:
+    # Small numbers: the HTTP burst, then four marketplace simulators (child processes) with buyers on them.
+    result = run("demo", "--orders", "20", "--shop-orders", "24", "--shop-rate", "200", "--hot-units", "6")
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    text = " ".join(result.stdout.split())
+    assert "demo finished: every order was captured and allocated or backordered." in text
+    assert "oversell check: no SKU is reserved beyond its on-hand stock at any location" in text
+    assert "every order a shop accepted reached ordermesh, and every shop shows what ordermesh says it should" in text
+    for code in ("shopify-vn", "shopee-vn", "lazada-vn", "tiktok-vn"):
+        assert code in text

@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ordermesh.adapters.channels.base import ChannelLine, ChannelOrder, ChannelStatus
@@ -33,7 +33,7 @@ from ordermesh.adapters.store.tables_channels import ChannelListing, ChannelOrde
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.errors import IllegalTransition
 from ordermesh.domain.lifecycle import OrderStatus
-from ordermesh.services import cancellations, order_history, orders, outbox
+from ordermesh.services import cancellations, channel_stock, order_history, orders, outbox
 from ordermesh.services.channel_runtime import Connected
 from ordermesh.services.unit_of_work import Caller
 
@@ -93,6 +93,8 @@ def apply_order(app: Application, ctx: Connected, order: ChannelOrder) -> Outcom
         try:
             with app.uow() as uow:
                 uow.session.add(_new_record(ctx, order, order_id))
+                if order.status is not ChannelStatus.CANCELLED:
+                    _platform_sold(uow.session, ctx, order.lines)
                 uow.commit()
             _run_effects(app, ctx, caller, order.external_id)
             return Outcome(order.external_id, "captured", order_id)
@@ -149,6 +151,30 @@ def supersedes(new_time: datetime, new_status: ChannelStatus, stored_time: datet
 
 
 # -- creating ---------------------------------------------------------------------------------------
+
+
+def _platform_sold(session: Any, ctx: Connected, lines: Sequence[ChannelLine]) -> None:
+    """The platform lowered its own figure for what it just sold, so ordermesh no longer knows what it
+    shows (a push in flight may or may not have overwritten the sale): forget ``pushed`` for the listings
+    sold (once per order, in the transaction that first records it) so the newest desired figure is
+    pushed again. Without this, a listing whose desired figure did not move with the sale (a share or
+    cap rule, or stock reserved elsewhere) would keep showing the platform's lower figure forever."""
+    keys = [f"{line.item_id}:{line.variant_id or ''}" for line in lines if line.item_id]
+    seller_skus = [line.seller_sku for line in lines if line.seller_sku]
+    rows = session.scalars(
+        select(ChannelListing)
+        .where(
+            ChannelListing.channel_id == ctx.channel_id,
+            ChannelListing.sku_id.is_not(None),
+            or_(ChannelListing.listing_key.in_(keys), ChannelListing.seller_sku.in_(seller_skus)),
+        )
+        .order_by(ChannelListing.id)
+        .with_for_update()
+    ).all()
+    for row in rows:
+        row.pushed_quantity = None
+    if rows:
+        channel_stock.refresh(session, ctx.tenant_id, listing_ids=[row.id for row in rows])
 
 
 def _create(app: Application, ctx: Connected, caller: Caller, order: ChannelOrder) -> int:

@@ -236,8 +236,11 @@ def push_stock(app: Application, ctx: Connected, listing_id: int) -> None:
         row = uow.session.scalar(select(ChannelListing).where(ChannelListing.id == listing_id).with_for_update())
         if row is None:
             return
-        row.pushed_quantity, row.pushed_at = desired, utcnow()
-        if row.desired_quantity != desired and not row.push_queued:
+        # A sale on the platform recorded while this push was in flight (channel_intake._platform_sold)
+        # leaves what the platform shows unknown: keep it unknown so the newest figure goes out again.
+        sold_meanwhile = row.pushed_quantity is None and previous is not None
+        row.pushed_quantity, row.pushed_at = (None if sold_meanwhile else desired), utcnow()
+        if (row.desired_quantity != desired or sold_meanwhile) and not row.push_queued:
             row.push_queued = True
             outbox.append(
                 uow.session,

@@ -69,7 +69,9 @@ def create_app(
     install_faults(app, faults)
     sender = PushSender(faults)
     store = Store()
-    state: dict[str, Any] = {"push_url": push_url}
+    # sell_beyond_stock False: a buyer cannot order more than the item/model's stock (409); True (the
+    # default) lets stock go negative, as tests of unmapped listings with no stock rely on.
+    state: dict[str, Any] = {"push_url": push_url, "sell_beyond_stock": True}
     app.state.store, app.state.sender, app.state.faults = store, sender, faults
 
     def envelope(response: Any = None, error: str = "", message: str = "", status: int = 200) -> Response:
@@ -364,7 +366,9 @@ def create_app(
         body = await request.json()
         if "push_url" in body:
             state["push_url"] = body["push_url"]
-        return {"push_url": state["push_url"]}
+        if "sell_beyond_stock" in body:
+            state["sell_beyond_stock"] = bool(body["sell_beyond_stock"])
+        return {"push_url": state["push_url"], "sell_beyond_stock": state["sell_beyond_stock"]}
 
     @app.post("/_sim/items")
     async def add_item(request: Request) -> dict[str, Any]:
@@ -398,6 +402,14 @@ def create_app(
         """A buyer places (and pays for) an order: stock falls, a push says READY_TO_SHIP (or UNPAID)."""
         body = await request.json()
         with store.lock:
+            if not state["sell_beyond_stock"]:
+                for entry in body["lines"]:
+                    found = store.model_of(entry["sku"])
+                    holder = None if found is None else (found[1] if found[1] is not None else found[0])
+                    if holder is not None and int(entry.get("quantity", 1)) > holder["stock"]:
+                        return JSONResponse(
+                            {"error": f"{entry['sku']} has {holder['stock']} in stock"}, status_code=409
+                        )
             item_list, total = [], 0.0
             for entry in body["lines"]:
                 found = store.model_of(entry["sku"])

@@ -86,7 +86,9 @@ def create_app(
     sender = PushSender(faults)
     shop = Shop(shop_domain)
     bucket = LeakyBucket(bucket_size, leak_rate)
-    state: dict[str, Any] = {"push_url": push_url}
+    # sell_beyond_stock False: checkout refuses a line above the variant's available quantity (Shopify's
+    # "deny" inventory policy); True (the default) lets available go negative ("continue").
+    state: dict[str, Any] = {"push_url": push_url, "sell_beyond_stock": True}
     app.state.shop, app.state.sender, app.state.faults = shop, sender, faults
 
     def guard(request: Request) -> Response | None:
@@ -209,7 +211,9 @@ def create_app(
         body = await request.json()
         if "push_url" in body:
             state["push_url"] = body["push_url"]
-        return {"push_url": state["push_url"]}
+        if "sell_beyond_stock" in body:
+            state["sell_beyond_stock"] = bool(body["sell_beyond_stock"])
+        return {"push_url": state["push_url"], "sell_beyond_stock": state["sell_beyond_stock"]}
 
     @app.post("/_sim/products")
     async def add_product(request: Request) -> dict[str, Any]:
@@ -243,6 +247,10 @@ def create_app(
                 if variant is None:
                     return JSONResponse({"errors": f"no variant with SKU {entry['sku']}"}, status_code=422)
                 items.append((variant, int(entry.get("quantity", 1))))
+            for variant, quantity in items:
+                available = shop.levels[variant["inventory_item_id"]]
+                if not state["sell_beyond_stock"] and quantity > available:
+                    return JSONResponse({"errors": f"{variant['sku']} has {available} available"}, status_code=409)
             for variant, quantity in items:
                 shop.levels[variant["inventory_item_id"]] -= quantity
             order_id = shop.next_id()
