@@ -21,7 +21,8 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,6 +223,103 @@ class PushSender:
                 self._pending -= 1
                 if self._pending == 0:
                     self._idle.set()
+
+
+def simulator_app(title: str, faults: Faults, **options: Any) -> FastAPI:
+    """A simulator app with the fault controls installed; callables in ``app.state.on_close`` run at shutdown."""
+    closers: list[Callable[[], None]] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for close in closers:
+            close()
+
+    app = FastAPI(title=title, lifespan=lifespan, **options)
+    app.state.on_close = closers
+    app.state.faults = faults
+    install_faults(app, faults)
+    return app
+
+
+def carrier_app(title: str, push_url: str | None, **control: Any) -> tuple[FastAPI, PushSender, dict[str, Any]]:
+    """A carrier simulator's app, its push sender (closed at shutdown) and its ``/_sim/control`` settings."""
+    faults = Faults()
+    app = simulator_app(title, faults)
+    pusher = PushSender(faults)
+    app.state.on_close.append(pusher.close)
+    settings: dict[str, Any] = {"slow_create_seconds": 0.0, "push_url": push_url, **control}
+    app.state.pusher, app.state.control = pusher, settings
+    return app, pusher, settings
+
+
+def install_control_errors(app: FastAPI) -> None:
+    """Malformed control-API input (the platform paths answer their own envelopes) is a 422, not a 500."""
+
+    async def bad_control_input(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"message": f"invalid request: {exc!r}"}, status_code=422)
+
+    for error in (AttributeError, KeyError, TypeError, ValueError):
+        app.add_exception_handler(error, bad_control_input)
+
+
+class PushTarget:
+    """Where a simulator's pushes go and the sender delivering them.
+
+    ``lazy``: the sender (which owns a thread) is started only once pushes have a target, here or via
+    ``/_sim/config``, and the configured URL is normalised to a string or None; otherwise the sender starts at
+    once and the URL is stored as given. ``state_attr`` names the ``app.state`` attribute holding the sender."""
+
+    def __init__(self, faults: Faults, push_url: str | None, *, lazy: bool) -> None:
+        self.faults = faults
+        self.url: Any = push_url
+        self.lazy = lazy
+        self.sender: PushSender | None = PushSender(faults) if push_url or not lazy else None
+
+    def configure(self, url: Any) -> PushSender | None:
+        if self.lazy:
+            self.url = str(url) if url else None
+            if self.url and self.sender is None:
+                self.sender = PushSender(self.faults)
+        else:
+            self.url = url
+        return self.sender
+
+    def flush(self) -> dict[str, Any]:
+        if self.sender is None:
+            return {"sent": []}
+        self.sender.flush(10.0)
+        return {"sent": [[item.url, item.status] for item in self.sender.sent]}
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.close()
+
+
+def install_push_control(
+    app: FastAPI, faults: Faults, push_url: str | None, *, lazy: bool = True, state_attr: str = "pushes"
+) -> PushTarget:
+    """``POST /_sim/config`` (``{"push_url": ...}``: where pushes go, as ordermesh's webhook path is known only once
+    connected) and ``POST /_sim/flush`` (wait until every queued push was attempted; lists URL and HTTP status of
+    what was sent); the sender is closed when the app shuts down."""
+    target = PushTarget(faults, push_url, lazy=lazy)
+    setattr(app.state, state_attr, target.sender)
+    closers = getattr(app.state, "on_close", None)
+    if closers is not None:
+        closers.append(target.close)
+
+    @app.post(f"{CONTROL_PREFIX}/config")
+    async def configure(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        if "push_url" in body:
+            setattr(app.state, state_attr, target.configure(body["push_url"]))
+        return {"push_url": target.url}
+
+    @app.post(f"{CONTROL_PREFIX}/flush")
+    def flush() -> dict[str, Any]:
+        return target.flush()
+
+    return target
 
 
 def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int) -> None:

@@ -23,7 +23,7 @@ from ordermesh.adapters.channels.signing import (
     shopee_push_signature,
     shopee_shop_sign,
 )
-from ordermesh.simulators.common import Faults, PushSender, install_faults
+from ordermesh.simulators.common import Faults, install_push_control, simulator_app
 
 SIGN_VALID_SECONDS = 300
 MAX_WINDOW = 15 * 86400
@@ -64,13 +64,13 @@ def create_app(
     access_token: str = "sim_access_token",
     push_url: str | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="Shopee simulator")
     faults = Faults()
-    install_faults(app, faults)
-    sender = PushSender(faults)
+    app = simulator_app("Shopee simulator", faults)
+    target = install_push_control(app, faults, push_url, lazy=False, state_attr="sender")
+    sender = target.sender
+    assert sender is not None
     store = Store()
-    state: dict[str, Any] = {"push_url": push_url}
-    app.state.store, app.state.sender, app.state.faults = store, sender, faults
+    app.state.store = store
 
     def envelope(response: Any = None, error: str = "", message: str = "", status: int = 200) -> Response:
         body = {"request_id": uuid.uuid4().hex, "error": error, "message": message}
@@ -110,13 +110,13 @@ def create_app(
         }
         message = {"data": data, "shop_id": int(shop_id), "code": 3, "timestamp": order["update_time"]}
         store.pushes.append({"id": len(store.pushes) + 1, **message})
-        if not state["push_url"]:
+        if not target.url:
             store.pushes[-1]["lost"] = True  # no callback URL set: nothing could be delivered
             return
         body = json.dumps(message, separators=(",", ":")).encode()
-        signature = shopee_push_signature(partner_key, state["push_url"], body)
+        signature = shopee_push_signature(partner_key, target.url, body)
         dropped = len(sender.dropped)
-        sender.send(state["push_url"], body, {"Content-Type": "application/json", "Authorization": signature})
+        sender.send(target.url, body, {"Content-Type": "application/json", "Authorization": signature})
         if len(sender.dropped) > dropped:  # lost on the way: Shopee keeps it for get_lost_push_message
             store.pushes[-1]["lost"] = True
 
@@ -359,13 +359,6 @@ def create_app(
 
     # -- control -----------------------------------------------------------------------------------
 
-    @app.post("/_sim/config")
-    async def configure(request: Request) -> dict[str, Any]:
-        body = await request.json()
-        if "push_url" in body:
-            state["push_url"] = body["push_url"]
-        return {"push_url": state["push_url"]}
-
     @app.post("/_sim/items")
     async def add_item(request: Request) -> dict[str, Any]:
         """``{"item_name", "item_sku", "stock"?, "models": [{"model_sku", "model_name"?, "stock"?}]}``"""
@@ -507,10 +500,5 @@ def create_app(
         """Every update_stock accepted, in order: item, model, sku, quantity, at (unix seconds)."""
         with store.lock:
             return list(store.stock_sets)
-
-    @app.post("/_sim/flush")
-    def flush() -> dict[str, Any]:
-        sender.flush(10.0)
-        return {"sent": [[item.url, item.status] for item in sender.sent]}
 
     return app
