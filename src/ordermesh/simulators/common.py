@@ -322,6 +322,15 @@ def install_push_control(
     return target
 
 
+def stock_report(skus: Mapping[str, Mapping[str, Any]], locked: Callable[[str], int]) -> dict[str, dict[str, int]]:
+    """Per seller SKU: the total ``quantity``, the units ``locked`` in open orders and what is ``sellable``."""
+    result = {}
+    for seller_sku, sku in skus.items():
+        held = locked(seller_sku)
+        result[seller_sku] = {"quantity": sku["quantity"], "locked": held, "sellable": max(sku["quantity"] - held, 0)}
+    return result
+
+
 def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
