@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +28,7 @@ from ordermesh.simulators.common import Faults, install_push_control, simulator_
 
 SIGN_VALID_SECONDS = 300
 MAX_WINDOW = 15 * 86400
+OrderHandler = Callable[[dict[str, Any], dict[str, Any]], Response]
 PUBLIC_PATHS = ("/api/v2/push/", "/api/v2/shop/auth_partner", "/api/v2/auth/")
 
 
@@ -125,6 +127,26 @@ def create_app(
         order["update_time"] = store.tick()
         push(order)
 
+    def order_call(path: str) -> Callable[[OrderHandler], OrderHandler]:
+        """A shop-authorised POST naming an order by ``order_sn``; ``handle(body, order)`` runs under the store lock."""
+
+        def register(handle: OrderHandler) -> OrderHandler:
+            async def endpoint(request: Request) -> Response:
+                refused = refuse(request)
+                if refused:
+                    return refused
+                body = await request.json()
+                with store.lock:
+                    order = store.orders.get(str(body.get("order_sn")))
+                    if order is None:
+                        return envelope(error="error_not_found", message="order not found")
+                    return handle(body, order)
+
+            app.add_api_route(path, endpoint, methods=["POST"], name=handle.__name__)
+            return handle
+
+        return register
+
     # -- orders ------------------------------------------------------------------------------------
 
     @app.get("/api/v2/order/get_order_list")
@@ -171,72 +193,46 @@ def create_app(
             found = [json.loads(json.dumps(store.orders[n])) for n in numbers if n in store.orders]
         return envelope({"order_list": found})
 
-    @app.post("/api/v2/order/cancel_order")
-    async def cancel_order(request: Request) -> Response:
-        refused = refuse(request)
-        if refused:
-            return refused
-        body = await request.json()
-        with store.lock:
-            order = store.orders.get(str(body.get("order_sn")))
-            if order is None:
-                return envelope(error="error_not_found", message="order not found")
-            if body.get("cancel_reason") not in (
-                "OUT_OF_STOCK",
-                "CUSTOMER_REQUEST",
-                "UNDELIVERABLE_AREA",
-                "COD_NOT_SUPPORTED",
-            ):
-                return envelope(error="error_param", message="invalid cancel_reason")
-            if body["cancel_reason"] == "OUT_OF_STOCK" and not body.get("item_list"):
-                return envelope(error="error_param", message="item_list is required for OUT_OF_STOCK")
-            if order["order_status"] not in ("UNPAID", "READY_TO_SHIP", "RETRY_SHIP"):
-                return envelope(error="error_status", message=f"cannot cancel an order in {order['order_status']}")
-            order["cancel_by"], order["cancel_reason"] = "seller", body["cancel_reason"]
+    @order_call("/api/v2/order/cancel_order")
+    def cancel_order(body: dict[str, Any], order: dict[str, Any]) -> Response:
+        if body.get("cancel_reason") not in (
+            "OUT_OF_STOCK",
+            "CUSTOMER_REQUEST",
+            "UNDELIVERABLE_AREA",
+            "COD_NOT_SUPPORTED",
+        ):
+            return envelope(error="error_param", message="invalid cancel_reason")
+        if body["cancel_reason"] == "OUT_OF_STOCK" and not body.get("item_list"):
+            return envelope(error="error_param", message="item_list is required for OUT_OF_STOCK")
+        if order["order_status"] not in ("UNPAID", "READY_TO_SHIP", "RETRY_SHIP"):
+            return envelope(error="error_status", message=f"cannot cancel an order in {order['order_status']}")
+        order["cancel_by"], order["cancel_reason"] = "seller", body["cancel_reason"]
+        set_status(order, "CANCELLED")
+        return envelope({"update_time": order["update_time"]})
+
+    @order_call("/api/v2/order/handle_buyer_cancellation")
+    def handle_buyer_cancellation(body: dict[str, Any], order: dict[str, Any]) -> Response:
+        if order["order_status"] != "IN_CANCEL":
+            return envelope(error="error_status", message="the order has no cancellation to handle")
+        if body.get("operation") == "ACCEPT":
+            order["cancel_by"] = "buyer"
             set_status(order, "CANCELLED")
-            return envelope({"update_time": order["update_time"]})
+        elif body.get("operation") == "REJECT":
+            set_status(order, order.get("_before_cancel", "READY_TO_SHIP"))
+        else:
+            return envelope(error="error_param", message="operation must be ACCEPT or REJECT")
+        return envelope({"update_time": order["update_time"]})
 
-    @app.post("/api/v2/order/handle_buyer_cancellation")
-    async def handle_buyer_cancellation(request: Request) -> Response:
-        refused = refuse(request)
-        if refused:
-            return refused
-        body = await request.json()
-        with store.lock:
-            order = store.orders.get(str(body.get("order_sn")))
-            if order is None:
-                return envelope(error="error_not_found", message="order not found")
-            if order["order_status"] != "IN_CANCEL":
-                return envelope(error="error_status", message="the order has no cancellation to handle")
-            if body.get("operation") == "ACCEPT":
-                order["cancel_by"] = "buyer"
-                set_status(order, "CANCELLED")
-            elif body.get("operation") == "REJECT":
-                set_status(order, order.get("_before_cancel", "READY_TO_SHIP"))
-            else:
-                return envelope(error="error_param", message="operation must be ACCEPT or REJECT")
-            return envelope({"update_time": order["update_time"]})
-
-    @app.post("/api/v2/logistics/ship_order")
-    async def ship_order(request: Request) -> Response:
-        refused = refuse(request)
-        if refused:
-            return refused
-        body = await request.json()
-        with store.lock:
-            order = store.orders.get(str(body.get("order_sn")))
-            if order is None:
-                return envelope(error="error_not_found", message="order not found")
-            modes = [m for m in ("pickup", "dropoff", "non_integrated") if m in body]
-            if len(modes) != 1:
-                return envelope(error="error_param", message="send exactly one of pickup, dropoff, non_integrated")
-            if order["order_status"] not in ("READY_TO_SHIP", "RETRY_SHIP"):
-                return envelope(
-                    error="logistics.ship_order_status_invalid", message=f"order is {order['order_status']}"
-                )
-            order["tracking_number"] = (body[modes[0]] or {}).get("tracking_number")
-            set_status(order, "PROCESSED")
-            return envelope({})
+    @order_call("/api/v2/logistics/ship_order")
+    def ship_order(body: dict[str, Any], order: dict[str, Any]) -> Response:
+        modes = [m for m in ("pickup", "dropoff", "non_integrated") if m in body]
+        if len(modes) != 1:
+            return envelope(error="error_param", message="send exactly one of pickup, dropoff, non_integrated")
+        if order["order_status"] not in ("READY_TO_SHIP", "RETRY_SHIP"):
+            return envelope(error="logistics.ship_order_status_invalid", message=f"order is {order['order_status']}")
+        order["tracking_number"] = (body[modes[0]] or {}).get("tracking_number")
+        set_status(order, "PROCESSED")
+        return envelope({})
 
     # -- products ----------------------------------------------------------------------------------
 
