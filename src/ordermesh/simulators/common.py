@@ -243,13 +243,23 @@ def simulator_app(title: str, faults: Faults, **options: Any) -> FastAPI:
 
 
 def carrier_app(title: str, push_url: str | None, **control: Any) -> tuple[FastAPI, PushSender, dict[str, Any]]:
-    """A carrier simulator's app, its push sender (closed at shutdown) and its ``/_sim/control`` settings."""
+    """A carrier simulator's app, its push sender (closed at shutdown) and its settings, set by ``/_sim/control``."""
     faults = Faults()
     app = simulator_app(title, faults)
     pusher = PushSender(faults)
     app.state.on_close.append(pusher.close)
     settings: dict[str, Any] = {"slow_create_seconds": 0.0, "push_url": push_url, **control}
     app.state.pusher, app.state.control = pusher, settings
+
+    @app.post(f"{CONTROL_PREFIX}/control")
+    async def set_control(request: Request) -> JSONResponse:
+        """``slow_create_seconds`` and ``push_url``; answers every setting."""
+        body = await request.json()
+        for key in ("slow_create_seconds", "push_url"):
+            if key in body:
+                settings[key] = body[key]
+        return JSONResponse(dict(settings))
+
     return app, pusher, settings
 
 

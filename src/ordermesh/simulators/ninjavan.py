@@ -176,14 +176,6 @@ def create_app(
             return JSONResponse({"error": f"scenarios: {', '.join(p.SCENARIOS)}"}, status_code=422)
         return JSONResponse({"tracking_number": parcel.tracking_number, "event": EVENTS[parcel.step][0], "steps": done})
 
-    @app.post("/_sim/control")
-    async def set_control(request: Request) -> JSONResponse:
-        body = await request.json()
-        for key in ("slow_create_seconds", "push_url"):
-            if key in body:
-                control[key] = body[key]
-        return JSONResponse(dict(control))
-
     @app.get("/_sim/orders")
     def orders() -> JSONResponse:
         return JSONResponse(
