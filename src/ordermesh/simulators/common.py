@@ -273,6 +273,35 @@ def install_control_errors(app: FastAPI) -> None:
         app.add_exception_handler(error, bad_control_input)
 
 
+def install_shop_control(app: FastAPI, shop: Any, refusal: type[Exception]) -> None:
+    """A channel shop's buyer-side controls: ``POST /_sim/products``, ``GET /_sim/stock``, ``GET /_sim/calls`` (write
+    calls received) and ``POST /_sim/orders`` (a buyer places an order; a ``refusal`` answers 409)."""
+
+    @app.post(f"{CONTROL_PREFIX}/products")
+    async def add_product(request: Request) -> dict[str, Any]:
+        product: dict[str, Any] = shop.add_product(await request.json())
+        return product
+
+    @app.get(f"{CONTROL_PREFIX}/stock")
+    def read_stock() -> dict[str, Any]:
+        stock: dict[str, Any] = shop.stock()
+        return stock
+
+    @app.get(f"{CONTROL_PREFIX}/calls")
+    def read_calls() -> list[dict[str, Any]]:
+        with shop.lock:
+            return list(shop.calls)
+
+    @app.post(f"{CONTROL_PREFIX}/orders", response_model=None)
+    async def place_order(request: Request) -> dict[str, Any] | JSONResponse:
+        try:
+            order: dict[str, Any] = shop.place_order(await request.json())
+        except refusal as exc:
+            refused: Any = exc  # the platform's error: it carries ``code`` and ``message``
+            return JSONResponse({"code": refused.code, "message": refused.message}, status_code=409)
+        return order
+
+
 class PushTarget:
     """Where a simulator's pushes go and the sender delivering them.
 

@@ -30,7 +30,13 @@ from fastapi.responses import JSONResponse
 
 from ordermesh.adapters.channels.lazada import signing_path, verify_request
 from ordermesh.adapters.channels.units import platform_time, push_signature
-from ordermesh.simulators.common import Faults, install_control_errors, install_push_control, simulator_app
+from ordermesh.simulators.common import (
+    Faults,
+    install_control_errors,
+    install_push_control,
+    install_shop_control,
+    simulator_app,
+)
 from ordermesh.simulators.lazada_api import LazadaApi
 from ordermesh.simulators.lazada_shop import (
     MAX_TIMESTAMP_SKEW_S,
@@ -115,25 +121,7 @@ def create_app(
 
     install_control_errors(app)
 
-    @app.post("/_sim/products")
-    async def add_product(request: Request) -> dict[str, Any]:
-        return shop.add_product(await request.json())
-
-    @app.get("/_sim/stock")
-    def read_stock() -> dict[str, Any]:
-        return shop.stock()
-
-    @app.get("/_sim/calls")
-    def read_calls() -> list[dict[str, Any]]:
-        with shop.lock:
-            return list(shop.calls)
-
-    @app.post("/_sim/orders", response_model=None)
-    async def place_order(request: Request) -> dict[str, Any] | JSONResponse:
-        try:
-            return shop.place_order(await request.json())
-        except LazadaError as exc:
-            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=409)
+    install_shop_control(app, shop, LazadaError)
 
     @app.get("/_sim/orders/{order_id}", response_model=None)
     def read_order(order_id: int) -> dict[str, Any] | JSONResponse:

@@ -25,7 +25,13 @@ from fastapi.responses import JSONResponse
 
 from ordermesh.adapters.channels.tiktok import verify_request
 from ordermesh.adapters.channels.units import push_signature
-from ordermesh.simulators.common import Faults, install_control_errors, install_push_control, simulator_app
+from ordermesh.simulators.common import (
+    Faults,
+    install_control_errors,
+    install_push_control,
+    install_shop_control,
+    simulator_app,
+)
 from ordermesh.simulators.tiktok_api import TikTokApi
 from ordermesh.simulators.tiktok_shop import MAX_TIMESTAMP_SKEW_S, UNSCOPED, WAREHOUSE_ID, TikTokError, TikTokShop
 
@@ -108,25 +114,7 @@ def create_app(
 
     install_control_errors(app)
 
-    @app.post("/_sim/products")
-    async def add_product(request: Request) -> dict[str, Any]:
-        return shop.add_product(await request.json())
-
-    @app.get("/_sim/stock")
-    def read_stock() -> dict[str, Any]:
-        return shop.stock()
-
-    @app.get("/_sim/calls")
-    def read_calls() -> list[dict[str, Any]]:
-        with shop.lock:
-            return list(shop.calls)
-
-    @app.post("/_sim/orders", response_model=None)
-    async def place_order(request: Request) -> dict[str, Any] | JSONResponse:
-        try:
-            return shop.place_order(await request.json())
-        except TikTokError as exc:
-            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=409)
+    install_shop_control(app, shop, TikTokError)
 
     @app.get("/_sim/orders/{order_id}", response_model=None)
     def read_order(order_id: str) -> dict[str, Any] | JSONResponse:
