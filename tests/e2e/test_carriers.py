@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -171,7 +172,12 @@ def test_ghn_claim_of_delivery_waits_for_the_detail_call(stocked: Api, sims: Exi
     tracking = booking(stocked, shipment_id)["tracking_number"]
     carrier.advance(steps=3, order_code=tracking)  # picked up: the carrier's record says "picked"
 
-    claim = {"OrderCode": tracking, "Status": "delivered", "Type": "switch_status", "Time": utcnow().isoformat()}
+    claim = {
+        "OrderCode": tracking,
+        "Status": "delivered",
+        "Type": "switch_status",
+        "Time": (utcnow() + timedelta(minutes=1)).isoformat(),
+    }
     answered = httpx.post(ordermesh_url + carrier.account["webhook_url"], json=claim)
     assert answered.status_code == 200  # stored and acknowledged...
     assert booking(stocked, shipment_id)["carrier_status"] == "picked_up"  # ...but not believed
@@ -226,8 +232,11 @@ def test_forged_ninjavan_webhook_is_rejected(stocked: Api, sims: ExitStack, orde
     carrier = connect(stocked, sims, ordermesh_url, "ninjavan")
     order_id, shipment_id = released_shipment(stocked, carrier)
     tracking = booking(stocked, shipment_id)["tracking_number"]
+    # A minute on: the simulator's clock ticks a second per event from its start, so "now" can be older
+    # than the booking events it already sent, and an older event rightly changes nothing.
+    delivered_at = utcnow() + timedelta(minutes=1)
     body = json.dumps(
-        {"tracking_id": tracking, "event": "Delivered, Received by Customer", "timestamp": utcnow().isoformat()}
+        {"tracking_id": tracking, "event": "Delivered, Received by Customer", "timestamp": delivered_at.isoformat()}
     ).encode()
     counts = row_counts(stocked.app)
     for forged in (signature("not-the-secret", body), "", signature("nv-secret", body + b" ")):

@@ -21,7 +21,8 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,6 +223,162 @@ class PushSender:
                 self._pending -= 1
                 if self._pending == 0:
                     self._idle.set()
+
+
+def simulator_app(title: str, faults: Faults, **options: Any) -> FastAPI:
+    """A simulator app with the fault controls installed; callables in ``app.state.on_close`` run at shutdown."""
+    closers: list[Callable[[], None]] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for close in closers:
+            close()
+
+    app = FastAPI(title=title, lifespan=lifespan, **options)
+    app.state.on_close = closers
+    app.state.faults = faults
+    install_faults(app, faults)
+    return app
+
+
+def carrier_app(title: str, push_url: str | None, **control: Any) -> tuple[FastAPI, PushSender, dict[str, Any]]:
+    """A carrier simulator's app, its push sender (closed at shutdown) and its settings, set by ``/_sim/control``."""
+    faults = Faults()
+    app = simulator_app(title, faults)
+    pusher = PushSender(faults)
+    app.state.on_close.append(pusher.close)
+    settings: dict[str, Any] = {"slow_create_seconds": 0.0, "push_url": push_url, **control}
+    app.state.pusher, app.state.control = pusher, settings
+
+    @app.post(f"{CONTROL_PREFIX}/control")
+    async def set_control(request: Request) -> JSONResponse:
+        """``slow_create_seconds`` and ``push_url``; answers every setting."""
+        body = await request.json()
+        for key in ("slow_create_seconds", "push_url"):
+            if key in body:
+                settings[key] = body[key]
+        return JSONResponse(dict(settings))
+
+    return app, pusher, settings
+
+
+def install_control_errors(app: FastAPI) -> None:
+    """Malformed control-API input (the platform paths answer their own envelopes) is a 422, not a 500."""
+
+    async def bad_control_input(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"message": f"invalid request: {exc!r}"}, status_code=422)
+
+    for error in (AttributeError, KeyError, TypeError, ValueError):
+        app.add_exception_handler(error, bad_control_input)
+
+
+def install_shop_control(app: FastAPI, shop: Any, refusal: type[Exception]) -> None:
+    """A channel shop's buyer-side controls: ``POST /_sim/products``, ``GET /_sim/stock``, ``GET /_sim/calls`` (write
+    calls received) and ``POST /_sim/orders`` (a buyer places an order; a ``refusal`` answers 409)."""
+
+    @app.post(f"{CONTROL_PREFIX}/products")
+    async def add_product(request: Request) -> dict[str, Any]:
+        product: dict[str, Any] = shop.add_product(await request.json())
+        return product
+
+    @app.get(f"{CONTROL_PREFIX}/stock")
+    def read_stock() -> dict[str, Any]:
+        stock: dict[str, Any] = shop.stock()
+        return stock
+
+    @app.get(f"{CONTROL_PREFIX}/calls")
+    def read_calls() -> list[dict[str, Any]]:
+        with shop.lock:
+            return list(shop.calls)
+
+    @app.post(f"{CONTROL_PREFIX}/orders", response_model=None)
+    async def place_order(request: Request) -> dict[str, Any] | JSONResponse:
+        try:
+            order: dict[str, Any] = shop.place_order(await request.json())
+        except refusal as exc:
+            refused: Any = exc  # the platform's error: it carries ``code`` and ``message``
+            return JSONResponse({"code": refused.code, "message": refused.message}, status_code=409)
+        return order
+
+
+class PushTarget:
+    """Where a simulator's pushes go and the sender delivering them.
+
+    ``lazy``: the sender (which owns a thread) is started only once pushes have a target, here or via
+    ``/_sim/config``, and the configured URL is normalised to a string or None; otherwise the sender starts at
+    once and the URL is stored as given. ``state_attr`` names the ``app.state`` attribute holding the sender."""
+
+    def __init__(self, faults: Faults, push_url: str | None, *, lazy: bool) -> None:
+        self.faults = faults
+        self.url: Any = push_url
+        self.lazy = lazy
+        self.sender: PushSender | None = PushSender(faults) if push_url or not lazy else None
+
+    def configure(self, url: Any) -> PushSender | None:
+        if self.lazy:
+            self.url = str(url) if url else None
+            if self.url and self.sender is None:
+                self.sender = PushSender(self.faults)
+        else:
+            self.url = url
+        return self.sender
+
+    def flush(self) -> dict[str, Any]:
+        if self.sender is None:
+            return {"sent": []}
+        self.sender.flush(10.0)
+        return {"sent": [[item.url, item.status] for item in self.sender.sent]}
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.close()
+
+
+def install_push_control(
+    app: FastAPI,
+    faults: Faults,
+    push_url: str | None,
+    *,
+    lazy: bool = True,
+    state_attr: str = "pushes",
+    options: dict[str, bool] | None = None,
+) -> PushTarget:
+    """``POST /_sim/config`` (``{"push_url": ...}``: where pushes go, as ordermesh's webhook path is known only once
+    connected) and ``POST /_sim/flush`` (wait until every queued push was attempted; lists URL and HTTP status of
+    what was sent); the sender is closed when the app shuts down. ``options``: the simulator's own switches
+    (e.g. ``sell_beyond_stock``), set through the same ``/_sim/config`` and answered back."""
+    switches = options if options is not None else {}
+    target = PushTarget(faults, push_url, lazy=lazy)
+    setattr(app.state, state_attr, target.sender)
+    closers = getattr(app.state, "on_close", None)
+    if closers is not None:
+        closers.append(target.close)
+
+    @app.post(f"{CONTROL_PREFIX}/config")
+    async def configure(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        if "push_url" in body:
+            setattr(app.state, state_attr, target.configure(body["push_url"]))
+        for name in switches:
+            if name in body:
+                switches[name] = bool(body[name])
+        return {"push_url": target.url, **switches}
+
+    @app.post(f"{CONTROL_PREFIX}/flush")
+    def flush() -> dict[str, Any]:
+        return target.flush()
+
+    return target
+
+
+def stock_report(skus: Mapping[str, Mapping[str, Any]], locked: Callable[[str], int]) -> dict[str, dict[str, int]]:
+    """Per seller SKU: the total ``quantity``, the units ``locked`` in open orders and what is ``sellable``."""
+    result = {}
+    for seller_sku, sku in skus.items():
+        held = locked(seller_sku)
+        result[seller_sku] = {"quantity": sku["quantity"], "locked": held, "sellable": max(sku["quantity"] - held, 0)}
+    return result
 
 
 def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int) -> None:

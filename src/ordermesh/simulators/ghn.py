@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from ordermesh.simulators import parcels as p
-from ordermesh.simulators.common import Faults, PushSender, install_faults
+from ordermesh.simulators.common import carrier_app
 
 PREFIX = "/shiip/public-api"
 MAX_WEIGHT_GRAMS = 50_000
@@ -52,21 +51,11 @@ def create_app(
     push_url: str | None = None,
     zones: Mapping[str, Mapping[str, int]] | None = None,
 ) -> FastAPI:
-    faults = Faults()
-    pusher = PushSender(faults)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        pusher.close()
-
-    app = FastAPI(title="GHN simulator", lifespan=lifespan)
-    install_faults(app, faults)
+    app, pusher, control = carrier_app("GHN simulator", push_url)
     book = p.ParcelBook("GHN")
     table = p.ZoneTable(zones or p.DEFAULT_ZONES)
-    control: dict[str, Any] = {"slow_create_seconds": 0.0, "push_url": push_url}
     label_tokens: dict[str, list[str]] = {}
-    app.state.book, app.state.pusher, app.state.faults, app.state.control = book, pusher, faults, control
+    app.state.book = book
 
     def refused(request: Request, *, shop: bool) -> JSONResponse | None:
         if request.headers.get("token") != token:
@@ -243,14 +232,6 @@ def create_app(
         except KeyError:
             return JSONResponse({"error": f"scenarios: {', '.join(p.SCENARIOS)}"}, status_code=422)
         return JSONResponse({"order_code": parcel.tracking_number, "status": view(parcel)["status"], "steps": done})
-
-    @app.post("/_sim/control")
-    async def set_control(request: Request) -> JSONResponse:
-        body = await request.json()
-        for key in ("slow_create_seconds", "push_url"):
-            if key in body:
-                control[key] = body[key]
-        return JSONResponse(dict(control))
 
     @app.get("/_sim/orders")
     def orders() -> JSONResponse:

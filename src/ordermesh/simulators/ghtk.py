@@ -8,8 +8,7 @@ takes them. Control routes as in the GHN simulator.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from ordermesh.simulators import parcels as p
-from ordermesh.simulators.common import Faults, PushSender, install_faults
+from ordermesh.simulators.common import carrier_app
 
 STATUS = {
     p.CREATED: 2,
@@ -54,20 +53,10 @@ def create_app(
     push_url: str | None = None,
     zones: Mapping[str, Mapping[str, int]] | None = None,
 ) -> FastAPI:
-    faults = Faults()
-    pusher = PushSender(faults)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        pusher.close()
-
-    app = FastAPI(title="GHTK simulator", lifespan=lifespan)
-    install_faults(app, faults)
+    app, pusher, control = carrier_app("GHTK simulator", push_url)
     book = p.ParcelBook("S1.A1.")
     table = p.ZoneTable(zones or p.DEFAULT_ZONES)
-    control: dict[str, Any] = {"slow_create_seconds": 0.0, "push_url": push_url}
-    app.state.book, app.state.pusher, app.state.faults, app.state.control = book, pusher, faults, control
+    app.state.book = book
 
     def refused(request: Request) -> JSONResponse | None:
         if request.headers.get("token") != token or request.headers.get("x-client-source") != client_source:
@@ -209,14 +198,6 @@ def create_app(
         except KeyError:
             return JSONResponse({"error": f"scenarios: {', '.join(p.SCENARIOS)}"}, status_code=422)
         return JSONResponse({"label": parcel.tracking_number, "status": STATUS[parcel.step], "steps": done})
-
-    @app.post("/_sim/control")
-    async def set_control(request: Request) -> JSONResponse:
-        body = await request.json()
-        for key in ("slow_create_seconds", "push_url"):
-            if key in body:
-                control[key] = body[key]
-        return JSONResponse(dict(control))
 
     @app.get("/_sim/orders")
     def orders() -> JSONResponse:

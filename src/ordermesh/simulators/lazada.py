@@ -30,7 +30,13 @@ from fastapi.responses import JSONResponse
 
 from ordermesh.adapters.channels.lazada import signing_path, verify_request
 from ordermesh.adapters.channels.units import platform_time, push_signature
-from ordermesh.simulators.common import Faults, PushSender, install_faults
+from ordermesh.simulators.common import (
+    Faults,
+    install_control_errors,
+    install_push_control,
+    install_shop_control,
+    simulator_app,
+)
 from ordermesh.simulators.lazada_api import LazadaApi
 from ordermesh.simulators.lazada_shop import (
     MAX_TIMESTAMP_SKEW_S,
@@ -53,13 +59,13 @@ def create_app(
     max_offset: int = 5000,
 ) -> FastAPI:
     """A Lazada seller account verifying ``app_key``/``app_secret`` (and ``access_token`` when given)."""
-    app = FastAPI(title="Lazada Open Platform simulator", docs_url=None, redoc_url=None)
     faults = Faults()
+    app = simulator_app("Lazada Open Platform simulator", faults, docs_url=None, redoc_url=None)
     # A sender owns a thread: it is started only once pushes have a target (here or via ``/_sim/config``).
-    target: dict[str, Any] = {"push_url": push_url, "sender": PushSender(faults) if push_url else None}
+    target = install_push_control(app, faults, push_url)
 
     def push(message: dict[str, Any]) -> None:
-        sender, url = target["sender"], target["push_url"]
+        sender, url = target.sender, target.url
         if sender is None or not url:
             return
         envelope = {"seller_id": seller_id, **message, "timestamp": int(time.time() * 1000), "site": site}
@@ -69,8 +75,7 @@ def create_app(
 
     shop = LazadaShop(app_key=app_key, app_secret=app_secret, push=push)
     api = LazadaApi(shop, max_offset=max_offset)
-    app.state.shop, app.state.faults, app.state.pushes = shop, faults, target["sender"]
-    install_faults(app, faults)
+    app.state.shop = shop
 
     def error(exc: LazadaError) -> JSONResponse:
         return JSONResponse(
@@ -114,52 +119,9 @@ def create_app(
             return error(LazadaError("InvalidParameter", str(exc)))
         return JSONResponse({"code": "0", "request_id": uuid.uuid4().hex, **data})
 
-    @app.exception_handler(AttributeError)
-    @app.exception_handler(KeyError)
-    @app.exception_handler(TypeError)
-    @app.exception_handler(ValueError)
-    async def bad_control_input(request: Request, exc: Exception) -> JSONResponse:
-        """Malformed control-API input (the platform paths answer their own envelopes) is a 422, not a 500."""
-        return JSONResponse({"message": f"invalid request: {exc!r}"}, status_code=422)
+    install_control_errors(app)
 
-    @app.post("/_sim/config")
-    async def configure(request: Request) -> dict[str, Any]:
-        """``{"push_url": ...}``: where pushes go (ordermesh's webhook path is known only once connected)."""
-        body = await request.json()
-        if "push_url" in body:
-            target["push_url"] = str(body["push_url"]) if body["push_url"] else None
-            if target["push_url"] and target["sender"] is None:
-                target["sender"] = app.state.pushes = PushSender(faults)
-        return {"push_url": target["push_url"]}
-
-    @app.post("/_sim/flush")
-    def flush() -> dict[str, Any]:
-        """Wait until every queued push was attempted; lists what was sent (URL, HTTP status)."""
-        sender = target["sender"]
-        if sender is None:
-            return {"sent": []}
-        sender.flush(10.0)
-        return {"sent": [[item.url, item.status] for item in sender.sent]}
-
-    @app.post("/_sim/products")
-    async def add_product(request: Request) -> dict[str, Any]:
-        return shop.add_product(await request.json())
-
-    @app.get("/_sim/stock")
-    def read_stock() -> dict[str, Any]:
-        return shop.stock()
-
-    @app.get("/_sim/calls")
-    def read_calls() -> list[dict[str, Any]]:
-        with shop.lock:
-            return list(shop.calls)
-
-    @app.post("/_sim/orders", response_model=None)
-    async def place_order(request: Request) -> dict[str, Any] | JSONResponse:
-        try:
-            return shop.place_order(await request.json())
-        except LazadaError as exc:
-            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=409)
+    install_shop_control(app, shop, LazadaError)
 
     @app.get("/_sim/orders/{order_id}", response_model=None)
     def read_order(order_id: int) -> dict[str, Any] | JSONResponse:

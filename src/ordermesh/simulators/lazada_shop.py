@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from ordermesh.adapters.channels.units import platform_time
+from ordermesh.simulators.common import stock_report
 
 SELLER_ZONE = timezone(timedelta(hours=7))  # lazada_vn
 MAX_TIMESTAMP_SKEW_S = 7200
@@ -68,15 +69,7 @@ class LazadaShop:
 
     def stock(self) -> dict[str, dict[str, int]]:
         with self.lock:
-            result = {}
-            for seller_sku, sku in self.skus.items():
-                locked = self.locked(seller_sku)
-                result[seller_sku] = {
-                    "quantity": sku["quantity"],
-                    "locked": locked,
-                    "sellable": max(sku["quantity"] - locked, 0),
-                }
-            return result
+            return stock_report(self.skus, self.locked)
 
     def add_product(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:

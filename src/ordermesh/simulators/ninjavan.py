@@ -12,8 +12,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ordermesh.adapters.carriers.ninjavan import SIGNATURE_HEADER, signature
 from ordermesh.simulators import parcels as p
-from ordermesh.simulators.common import Faults, PushSender, install_faults
+from ordermesh.simulators.common import carrier_app
 
 COUNTRIES = ("sg", "my", "th", "id", "vn", "ph", "mm")
 TRACKING_PATTERN = re.compile(r"^([a-zA-Z0-9]+[-])*[a-zA-Z0-9]+$")
@@ -53,21 +52,11 @@ def create_app(
     zones: Mapping[str, Mapping[str, int]] | None = None,
     token_ttl_seconds: int = 43200,
 ) -> FastAPI:
-    faults = Faults()
-    pusher = PushSender(faults)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        pusher.close()
-
-    app = FastAPI(title="Ninja Van simulator", lifespan=lifespan)
-    install_faults(app, faults)
+    app, pusher, control = carrier_app("Ninja Van simulator", push_url, tokens_issued=0)
     book = p.ParcelBook("NV")
     table = p.ZoneTable(zones or p.DEFAULT_ZONES)
     tokens: dict[str, float] = {}  # token -> expiry (time.time())
-    control: dict[str, Any] = {"slow_create_seconds": 0.0, "push_url": push_url, "tokens_issued": 0}
-    app.state.book, app.state.pusher, app.state.faults, app.state.control = book, pusher, faults, control
+    app.state.book = book
 
     def unauthorised(request: Request) -> JSONResponse | None:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -186,14 +175,6 @@ def create_app(
         except KeyError:
             return JSONResponse({"error": f"scenarios: {', '.join(p.SCENARIOS)}"}, status_code=422)
         return JSONResponse({"tracking_number": parcel.tracking_number, "event": EVENTS[parcel.step][0], "steps": done})
-
-    @app.post("/_sim/control")
-    async def set_control(request: Request) -> JSONResponse:
-        body = await request.json()
-        for key in ("slow_create_seconds", "push_url"):
-            if key in body:
-                control[key] = body[key]
-        return JSONResponse(dict(control))
 
     @app.get("/_sim/orders")
     def orders() -> JSONResponse:

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,10 +24,11 @@ from ordermesh.adapters.channels.signing import (
     shopee_push_signature,
     shopee_shop_sign,
 )
-from ordermesh.simulators.common import Faults, PushSender, install_faults
+from ordermesh.simulators.common import Faults, install_push_control, simulator_app
 
 SIGN_VALID_SECONDS = 300
 MAX_WINDOW = 15 * 86400
+OrderHandler = Callable[[dict[str, Any], dict[str, Any]], Response]
 PUBLIC_PATHS = ("/api/v2/push/", "/api/v2/shop/auth_partner", "/api/v2/auth/")
 
 
@@ -64,15 +66,16 @@ def create_app(
     access_token: str = "sim_access_token",
     push_url: str | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="Shopee simulator")
     faults = Faults()
-    install_faults(app, faults)
-    sender = PushSender(faults)
-    store = Store()
+    app = simulator_app("Shopee simulator", faults)
     # sell_beyond_stock False: a buyer cannot order more than the item/model's stock (409); True (the
     # default) lets stock go negative, as tests of unmapped listings with no stock rely on.
-    state: dict[str, Any] = {"push_url": push_url, "sell_beyond_stock": True}
-    app.state.store, app.state.sender, app.state.faults = store, sender, faults
+    state = {"sell_beyond_stock": True}
+    target = install_push_control(app, faults, push_url, lazy=False, state_attr="sender", options=state)
+    sender = target.sender
+    assert sender is not None
+    store = Store()
+    app.state.store = store
 
     def envelope(response: Any = None, error: str = "", message: str = "", status: int = 200) -> Response:
         body = {"request_id": uuid.uuid4().hex, "error": error, "message": message}
@@ -112,13 +115,13 @@ def create_app(
         }
         message = {"data": data, "shop_id": int(shop_id), "code": 3, "timestamp": order["update_time"]}
         store.pushes.append({"id": len(store.pushes) + 1, **message})
-        if not state["push_url"]:
+        if not target.url:
             store.pushes[-1]["lost"] = True  # no callback URL set: nothing could be delivered
             return
         body = json.dumps(message, separators=(",", ":")).encode()
-        signature = shopee_push_signature(partner_key, state["push_url"], body)
+        signature = shopee_push_signature(partner_key, target.url, body)
         dropped = len(sender.dropped)
-        sender.send(state["push_url"], body, {"Content-Type": "application/json", "Authorization": signature})
+        sender.send(target.url, body, {"Content-Type": "application/json", "Authorization": signature})
         if len(sender.dropped) > dropped:  # lost on the way: Shopee keeps it for get_lost_push_message
             store.pushes[-1]["lost"] = True
 
@@ -126,6 +129,26 @@ def create_app(
         order["order_status"] = status
         order["update_time"] = store.tick()
         push(order)
+
+    def order_call(path: str) -> Callable[[OrderHandler], OrderHandler]:
+        """A shop-authorised POST naming an order by ``order_sn``; ``handle(body, order)`` runs under the store lock."""
+
+        def register(handle: OrderHandler) -> OrderHandler:
+            async def endpoint(request: Request) -> Response:
+                refused = refuse(request)
+                if refused:
+                    return refused
+                body = await request.json()
+                with store.lock:
+                    order = store.orders.get(str(body.get("order_sn")))
+                    if order is None:
+                        return envelope(error="error_not_found", message="order not found")
+                    return handle(body, order)
+
+            app.add_api_route(path, endpoint, methods=["POST"], name=handle.__name__)
+            return handle
+
+        return register
 
     # -- orders ------------------------------------------------------------------------------------
 
@@ -173,72 +196,46 @@ def create_app(
             found = [json.loads(json.dumps(store.orders[n])) for n in numbers if n in store.orders]
         return envelope({"order_list": found})
 
-    @app.post("/api/v2/order/cancel_order")
-    async def cancel_order(request: Request) -> Response:
-        refused = refuse(request)
-        if refused:
-            return refused
-        body = await request.json()
-        with store.lock:
-            order = store.orders.get(str(body.get("order_sn")))
-            if order is None:
-                return envelope(error="error_not_found", message="order not found")
-            if body.get("cancel_reason") not in (
-                "OUT_OF_STOCK",
-                "CUSTOMER_REQUEST",
-                "UNDELIVERABLE_AREA",
-                "COD_NOT_SUPPORTED",
-            ):
-                return envelope(error="error_param", message="invalid cancel_reason")
-            if body["cancel_reason"] == "OUT_OF_STOCK" and not body.get("item_list"):
-                return envelope(error="error_param", message="item_list is required for OUT_OF_STOCK")
-            if order["order_status"] not in ("UNPAID", "READY_TO_SHIP", "RETRY_SHIP"):
-                return envelope(error="error_status", message=f"cannot cancel an order in {order['order_status']}")
-            order["cancel_by"], order["cancel_reason"] = "seller", body["cancel_reason"]
+    @order_call("/api/v2/order/cancel_order")
+    def cancel_order(body: dict[str, Any], order: dict[str, Any]) -> Response:
+        if body.get("cancel_reason") not in (
+            "OUT_OF_STOCK",
+            "CUSTOMER_REQUEST",
+            "UNDELIVERABLE_AREA",
+            "COD_NOT_SUPPORTED",
+        ):
+            return envelope(error="error_param", message="invalid cancel_reason")
+        if body["cancel_reason"] == "OUT_OF_STOCK" and not body.get("item_list"):
+            return envelope(error="error_param", message="item_list is required for OUT_OF_STOCK")
+        if order["order_status"] not in ("UNPAID", "READY_TO_SHIP", "RETRY_SHIP"):
+            return envelope(error="error_status", message=f"cannot cancel an order in {order['order_status']}")
+        order["cancel_by"], order["cancel_reason"] = "seller", body["cancel_reason"]
+        set_status(order, "CANCELLED")
+        return envelope({"update_time": order["update_time"]})
+
+    @order_call("/api/v2/order/handle_buyer_cancellation")
+    def handle_buyer_cancellation(body: dict[str, Any], order: dict[str, Any]) -> Response:
+        if order["order_status"] != "IN_CANCEL":
+            return envelope(error="error_status", message="the order has no cancellation to handle")
+        if body.get("operation") == "ACCEPT":
+            order["cancel_by"] = "buyer"
             set_status(order, "CANCELLED")
-            return envelope({"update_time": order["update_time"]})
+        elif body.get("operation") == "REJECT":
+            set_status(order, order.get("_before_cancel", "READY_TO_SHIP"))
+        else:
+            return envelope(error="error_param", message="operation must be ACCEPT or REJECT")
+        return envelope({"update_time": order["update_time"]})
 
-    @app.post("/api/v2/order/handle_buyer_cancellation")
-    async def handle_buyer_cancellation(request: Request) -> Response:
-        refused = refuse(request)
-        if refused:
-            return refused
-        body = await request.json()
-        with store.lock:
-            order = store.orders.get(str(body.get("order_sn")))
-            if order is None:
-                return envelope(error="error_not_found", message="order not found")
-            if order["order_status"] != "IN_CANCEL":
-                return envelope(error="error_status", message="the order has no cancellation to handle")
-            if body.get("operation") == "ACCEPT":
-                order["cancel_by"] = "buyer"
-                set_status(order, "CANCELLED")
-            elif body.get("operation") == "REJECT":
-                set_status(order, order.get("_before_cancel", "READY_TO_SHIP"))
-            else:
-                return envelope(error="error_param", message="operation must be ACCEPT or REJECT")
-            return envelope({"update_time": order["update_time"]})
-
-    @app.post("/api/v2/logistics/ship_order")
-    async def ship_order(request: Request) -> Response:
-        refused = refuse(request)
-        if refused:
-            return refused
-        body = await request.json()
-        with store.lock:
-            order = store.orders.get(str(body.get("order_sn")))
-            if order is None:
-                return envelope(error="error_not_found", message="order not found")
-            modes = [m for m in ("pickup", "dropoff", "non_integrated") if m in body]
-            if len(modes) != 1:
-                return envelope(error="error_param", message="send exactly one of pickup, dropoff, non_integrated")
-            if order["order_status"] not in ("READY_TO_SHIP", "RETRY_SHIP"):
-                return envelope(
-                    error="logistics.ship_order_status_invalid", message=f"order is {order['order_status']}"
-                )
-            order["tracking_number"] = (body[modes[0]] or {}).get("tracking_number")
-            set_status(order, "PROCESSED")
-            return envelope({})
+    @order_call("/api/v2/logistics/ship_order")
+    def ship_order(body: dict[str, Any], order: dict[str, Any]) -> Response:
+        modes = [m for m in ("pickup", "dropoff", "non_integrated") if m in body]
+        if len(modes) != 1:
+            return envelope(error="error_param", message="send exactly one of pickup, dropoff, non_integrated")
+        if order["order_status"] not in ("READY_TO_SHIP", "RETRY_SHIP"):
+            return envelope(error="logistics.ship_order_status_invalid", message=f"order is {order['order_status']}")
+        order["tracking_number"] = (body[modes[0]] or {}).get("tracking_number")
+        set_status(order, "PROCESSED")
+        return envelope({})
 
     # -- products ----------------------------------------------------------------------------------
 
@@ -360,15 +357,6 @@ def create_app(
         return envelope({})
 
     # -- control -----------------------------------------------------------------------------------
-
-    @app.post("/_sim/config")
-    async def configure(request: Request) -> dict[str, Any]:
-        body = await request.json()
-        if "push_url" in body:
-            state["push_url"] = body["push_url"]
-        if "sell_beyond_stock" in body:
-            state["sell_beyond_stock"] = bool(body["sell_beyond_stock"])
-        return {"push_url": state["push_url"], "sell_beyond_stock": state["sell_beyond_stock"]}
 
     @app.post("/_sim/items")
     async def add_item(request: Request) -> dict[str, Any]:
@@ -519,10 +507,5 @@ def create_app(
         """Every update_stock accepted, in order: item, model, sku, quantity, at (unix seconds)."""
         with store.lock:
             return list(store.stock_sets)
-
-    @app.post("/_sim/flush")
-    def flush() -> dict[str, Any]:
-        sender.flush(10.0)
-        return {"sent": [[item.url, item.status] for item in sender.sent]}
 
     return app

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from ordermesh.adapters.channels.signing import shopify_webhook_signature
-from ordermesh.simulators.common import Faults, PushSender, install_faults
+from ordermesh.simulators.common import Faults, install_push_control, simulator_app
 
 API_PREFIX = "/admin/api/{version}"
 
@@ -80,16 +80,17 @@ def create_app(
     bucket_size: int = 40,
     leak_rate: float = 2.0,
 ) -> FastAPI:
-    app = FastAPI(title="Shopify simulator")
     faults = Faults()
-    install_faults(app, faults)
-    sender = PushSender(faults)
-    shop = Shop(shop_domain)
-    bucket = LeakyBucket(bucket_size, leak_rate)
+    app = simulator_app("Shopify simulator", faults)
     # sell_beyond_stock False: checkout refuses a line above the variant's available quantity (Shopify's
     # "deny" inventory policy); True (the default) lets available go negative ("continue").
-    state: dict[str, Any] = {"push_url": push_url, "sell_beyond_stock": True}
-    app.state.shop, app.state.sender, app.state.faults = shop, sender, faults
+    state = {"sell_beyond_stock": True}
+    target = install_push_control(app, faults, push_url, lazy=False, state_attr="sender", options=state)
+    sender = target.sender
+    assert sender is not None
+    shop = Shop(shop_domain)
+    bucket = LeakyBucket(bucket_size, leak_rate)
+    app.state.shop = shop
 
     def guard(request: Request) -> Response | None:
         if request.headers.get("x-shopify-access-token") != access_token:
@@ -107,7 +108,7 @@ def create_app(
         return None
 
     def webhook(topic: str, payload: dict[str, Any]) -> None:
-        if not state["push_url"]:
+        if not target.url:
             return
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {
@@ -120,7 +121,7 @@ def create_app(
             "X-Shopify-Event-Id": str(uuid.uuid4()),
             "X-Shopify-Triggered-At": _now(),
         }
-        sender.send(state["push_url"], body, headers)
+        sender.send(target.url, body, headers)
 
     # -- REST Admin --------------------------------------------------------------------------------
 
@@ -205,15 +206,6 @@ def create_app(
         return JSONResponse({"data": data})
 
     # -- control -----------------------------------------------------------------------------------
-
-    @app.post("/_sim/config")
-    async def configure(request: Request) -> dict[str, Any]:
-        body = await request.json()
-        if "push_url" in body:
-            state["push_url"] = body["push_url"]
-        if "sell_beyond_stock" in body:
-            state["sell_beyond_stock"] = bool(body["sell_beyond_stock"])
-        return {"push_url": state["push_url"], "sell_beyond_stock": state["sell_beyond_stock"]}
 
     @app.post("/_sim/products")
     async def add_product(request: Request) -> dict[str, Any]:
@@ -349,11 +341,6 @@ def create_app(
     def read_stock_sets() -> list[dict[str, Any]]:
         with shop.lock:
             return list(shop.stock_sets)
-
-    @app.post("/_sim/flush")
-    def flush() -> dict[str, Any]:
-        sender.flush(10.0)
-        return {"sent": [[item.url, item.status] for item in sender.sent]}
 
     return app
 

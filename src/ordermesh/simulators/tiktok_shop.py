@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from ordermesh.simulators.common import stock_report
+
 MAX_TIMESTAMP_SKEW_S = 300  # [U] TikTok does not publish the allowed skew
 WAREHOUSE_ID = "7068517275539719942"
 DELIVERY_OPTION_ID = "7091146663229654785"
@@ -61,15 +63,7 @@ class TikTokShop:
 
     def stock(self) -> dict[str, dict[str, int]]:
         with self.lock:
-            result = {}
-            for seller_sku, sku in self.skus.items():
-                locked = self.locked(seller_sku)
-                result[seller_sku] = {
-                    "quantity": sku["quantity"],
-                    "locked": locked,
-                    "sellable": max(sku["quantity"] - locked, 0),
-                }
-            return result
+            return stock_report(self.skus, self.locked)
 
     def add_product(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
