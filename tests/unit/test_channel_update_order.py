@@ -1,4 +1,4 @@
-"""Which of two updates of a marketplace order wins (services/channel_intake.supersedes): time first;
+"""Which of two updates of a marketplace order wins (services/channel_orders.supersedes): time first;
 within the platforms' one-second resolution, only forward progress, never back."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ordermesh.adapters.channels.base import ChannelStatus as S
-from ordermesh.services.channel_intake import supersedes
+from ordermesh.services.channel_orders import supersedes
 
 T = datetime(2026, 11, 11, 0, 0, 5, tzinfo=UTC)
 

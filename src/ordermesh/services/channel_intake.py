@@ -6,7 +6,7 @@
   once the listing is mapped (or the platform says it is paid).
 - Each channel order keeps the platform's side in ``channel_orders``: raw status, platform update
   time, money, COD, buyer note. An update with an older platform time changes nothing; within the
-  same second (the platforms' resolution) only forward progress counts (``supersedes``), so
+  same second (the platforms' resolution) only forward progress counts (``channel_orders.supersedes``), so
   duplicates and out-of-order deliveries have the effect of one.
 - Effects of a platform state (cancel, answer a buyer's cancel request, release a payment hold) run
   after the new state is stored, from the stored (newest) state, and are idempotent: the row's
@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -33,28 +32,17 @@ from ordermesh.adapters.store.tables_channels import ChannelListing, ChannelOrde
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.errors import IllegalTransition
 from ordermesh.domain.lifecycle import OrderStatus
-from ordermesh.services import cancellations, channel_stock, order_history, orders, outbox
+from ordermesh.services import cancellations, channel_orders, channel_stock, order_history, orders, outbox
 from ordermesh.services.channel_runtime import Connected
 from ordermesh.services.unit_of_work import Caller
 
 if TYPE_CHECKING:
     from ordermesh.bootstrap import Application
 
-MONEY = Decimal("0.0001")
 UNMAPPED = "unmapped channel line"  # hold reasons start with these, so intake knows which holds are its own
 AWAITING_PAYMENT = "awaiting payment"
 PLATFORM_HOLD = "held on the platform"
 CANCEL_ANSWER = "channel.cancel_answer"
-PRE_SHIPPING = frozenset(
-    {
-        OrderStatus.PENDING,
-        OrderStatus.ON_HOLD,
-        OrderStatus.BACKORDERED,
-        OrderStatus.PARTIALLY_ALLOCATED,
-        OrderStatus.ALLOCATED,
-        OrderStatus.RELEASED,
-    }
-)
 
 
 def caller_for(ctx: Connected) -> Caller:
@@ -86,13 +74,13 @@ def process_push(app: Application, ctx: Connected, headers: dict[str, str], body
 def apply_order(app: Application, ctx: Connected, order: ChannelOrder) -> Outcome:
     caller = caller_for(ctx)
     with app.read_uow() as uow:
-        record = _record(uow.session, ctx, order.external_id)
+        record = channel_orders.find_record(uow.session, ctx, order.external_id)
         known = record is not None
     if not known:
         order_id = None if order.status is ChannelStatus.CANCELLED else _create(app, ctx, caller, order)
         try:
             with app.uow() as uow:
-                uow.session.add(_new_record(ctx, order, order_id))
+                uow.session.add(channel_orders.new_record(ctx, order, order_id))
                 if order.status is not ChannelStatus.CANCELLED:
                     _platform_sold(uow.session, ctx, order.lines)
                 uow.commit()
@@ -102,52 +90,20 @@ def apply_order(app: Application, ctx: Connected, order: ChannelOrder) -> Outcom
             pass  # stored concurrently by another delivery of the same order: handle as an update
     with app.uow() as uow:
         session = uow.session
-        record = _record(session, ctx, order.external_id, lock=True)
+        record = channel_orders.find_record(session, ctx, order.external_id, lock=True)
         if record is None:
             raise LookupError(f"channel order {order.external_id} vanished while being stored")
         order_id = record.order_id
-        newer = supersedes(order.updated_at, order.status, record.platform_updated_at, record.channel_status)
+        newer = channel_orders.supersedes(
+            order.updated_at, order.status, record.platform_updated_at, record.channel_status
+        )
         pending = record.effects_pending
         if newer:
-            _update_record(session, caller, record, order)
+            channel_orders.update_record(session, caller, record, order)
             uow.commit()
     if newer or pending:
         _run_effects(app, ctx, caller, order.external_id)
     return Outcome(order.external_id, "updated" if newer else "stale", order_id)
-
-
-# Forward progress of a marketplace order (CHANNELS.md §9.1); used only to order two updates that carry
-# the same platform time, since the platforms report whole seconds.
-_PROGRESS = {
-    ChannelStatus.PENDING_PAYMENT: 0,
-    ChannelStatus.ON_HOLD: 1,
-    ChannelStatus.READY_TO_FULFILL: 2,
-    ChannelStatus.FULFILLING: 3,
-    ChannelStatus.PARTIALLY_SHIPPED: 4,
-    ChannelStatus.SHIPPED: 5,
-    ChannelStatus.DELIVERED: 6,
-    ChannelStatus.COMPLETED: 7,
-}
-
-
-def supersedes(new_time: datetime, new_status: ChannelStatus, stored_time: datetime, stored_status: str) -> bool:
-    """Whether an update replaces the stored state. A later platform time always wins and an earlier
-    one never does. Within the same second (the platforms' resolution) the update wins only if it moves
-    the order on: a cancellation over anything else, a buyer's cancel request over an open state, or a
-    further forward state. Of two updates in one second, at most one supersedes the other, so a stale
-    copy redelivered out of order (a Shopify redelivery, a slow poll) can never move the order back."""
-    if new_time != stored_time:
-        return new_time > stored_time
-    old = ChannelStatus(stored_status)
-    if new_status is old or old is ChannelStatus.CANCELLED:
-        return False
-    if new_status is ChannelStatus.CANCELLED:
-        return True
-    if old is ChannelStatus.CANCEL_REQUESTED:
-        return False  # an answer to the request comes with a later time
-    if new_status is ChannelStatus.CANCEL_REQUESTED:
-        return True
-    return _PROGRESS[new_status] > _PROGRESS[old]
 
 
 # -- creating ---------------------------------------------------------------------------------------
@@ -179,11 +135,11 @@ def _platform_sold(session: Any, ctx: Connected, lines: Sequence[ChannelLine]) -
 
 def _create(app: Application, ctx: Connected, caller: Caller, order: ChannelOrder) -> int:
     with app.read_uow() as uow:
-        codes = _map_lines(uow.session, ctx, order.lines)
+        codes = channel_orders.map_lines(uow.session, ctx, order.lines)
     unmapped = [line for line, code in zip(order.lines, codes, strict=True) if code is None]
     reason = None
     if unmapped:
-        reason = f"{UNMAPPED}(s): " + ", ".join(_describe_line(line) for line in unmapped)
+        reason = f"{UNMAPPED}(s): " + ", ".join(channel_orders.describe_line(line) for line in unmapped)
         reason += f"; map them with PUT /v1/channels/{ctx.code}/listings"
     elif order.status is ChannelStatus.PENDING_PAYMENT:
         reason = f"{AWAITING_PAYMENT} on {ctx.kind} ({order.raw_status})"
@@ -195,10 +151,10 @@ def _create(app: Application, ctx: Connected, caller: Caller, order: ChannelOrde
             external_id=order.external_id,
             currency=order.currency,
             lines=[
-                orders.NewLine(str(code), line.quantity, _net_price(line))
+                orders.NewLine(str(code), line.quantity, channel_orders.net_price(line))
                 for line, code in zip(order.lines, codes, strict=True)
             ],
-            shipping_address=_address(order),
+            shipping_address=channel_orders.address_of(order),
             placed_at=order.placed_at,
             ship_by=order.ship_by,
             tags=["cod"] if order.cod else [],
@@ -232,8 +188,10 @@ def _insert_held(
             external_id=order.external_id,
             status=OrderStatus.ON_HOLD.value,
             currency=(order.currency or "XXX").upper()[:3],
-            total_amount=sum((_net_price(line) * line.quantity for line, _ in mapped), Decimal(0)).quantize(MONEY),
-            shipping_address=_address(order),
+            total_amount=sum(
+                (channel_orders.net_price(line) * line.quantity for line, _ in mapped), Decimal(0)
+            ).quantize(channel_orders.MONEY),
+            shipping_address=channel_orders.address_of(order),
             placed_at=order.placed_at or now,
             ship_by=order.ship_by,
             needs_allocation=False,
@@ -267,7 +225,7 @@ def _order_line(order: Order, number: int, sku_id: int, line: ChannelLine, compo
         line_number=number,
         sku_id=sku_id,
         quantity=line.quantity,
-        unit_price=_net_price(line),
+        unit_price=channel_orders.net_price(line),
         cancelled_quantity=0,
         components=components,
     )
@@ -287,129 +245,12 @@ def _skus(session: Any, tenant_id: int, codes: Sequence[str]) -> tuple[dict[str,
     return sku_ids, components
 
 
-def _map_lines(session: Any, ctx: Connected, lines: Sequence[ChannelLine]) -> list[str | None]:
-    """The ordermesh SKU code of each line, through the connection's listings only (never guessed):
-    by item + variant first, then by seller SKU."""
-    rows = session.execute(
-        select(ChannelListing.listing_key, ChannelListing.seller_sku, Sku.code)
-        .join(Sku, Sku.id == ChannelListing.sku_id)
-        .where(ChannelListing.channel_id == ctx.channel_id)
-    ).all()
-    by_key = {key: code for key, _, code in rows}
-    by_seller_sku: dict[str, str] = {}
-    for _, seller_sku, code in rows:
-        if seller_sku:
-            by_seller_sku.setdefault(seller_sku, code)
-    found: list[str | None] = []
-    for line in lines:
-        code = by_key.get(f"{line.item_id}:{line.variant_id or ''}") if line.item_id else None
-        found.append(code or (by_seller_sku.get(line.seller_sku) if line.seller_sku else None))
-    return found
-
-
-def _describe_line(line: ChannelLine) -> str:
-    return f"seller SKU {line.seller_sku or '-'} (item {line.item_id or '-'}, variant {line.variant_id or '-'})"
-
-
-def _net_price(line: ChannelLine) -> Decimal:
-    """Per-unit price the buyer pays for the line, after the line's discount."""
-    if line.quantity <= 0:
-        return line.unit_price
-    return max(line.unit_price - line.discount / line.quantity, Decimal(0)).quantize(MONEY)
-
-
-def _address(order: ChannelOrder) -> dict[str, Any]:
-    address = order.address
-    if address is None:
-        return {}
-    view = {
-        "name": address.name,
-        "phone": address.phone,
-        "address_lines": [part for part in (address.line1, address.line2) if part],
-        "ward": address.ward,
-        "district": address.district,
-        "province": address.province,
-        "country": address.country,
-        "postal_code": address.postal_code,
-    }
-    return {key: value for key, value in view.items() if value not in (None, [])}
-
-
-def _new_record(ctx: Connected, order: ChannelOrder, order_id: int | None) -> ChannelOrderRecord:
-    now = utcnow()
-    record = ChannelOrderRecord(
-        tenant_id=ctx.tenant_id,
-        channel_id=ctx.channel_id,
-        external_id=order.external_id,
-        order_id=order_id,
-        created_at=now,
-        effects_pending=True,
-    )
-    _copy(record, order)
-    return record
-
-
-def _copy(record: ChannelOrderRecord, order: ChannelOrder) -> None:
-    record.raw_status = order.raw_status[:120]
-    record.channel_status = order.status.value
-    record.platform_updated_at = order.updated_at
-    record.currency = (order.currency or "XXX").upper()[:3]
-    record.total = order.total
-    record.shipping_fee = order.shipping_fee
-    record.cod = order.cod
-    record.buyer_note = order.buyer_note
-    record.lines = [
-        {
-            "line_ids": list(line.line_ids),
-            "seller_sku": line.seller_sku,
-            "item_id": line.item_id,
-            "variant_id": line.variant_id,
-            "quantity": line.quantity,
-            "unit_price": str(line.unit_price),
-            "discount": str(line.discount),
-        }
-        for line in order.lines
-    ]
-    record.updated_at = utcnow()
-
-
-def _record(session: Any, ctx: Connected, external_id: str, *, lock: bool = False) -> ChannelOrderRecord | None:
-    query = select(ChannelOrderRecord).where(
-        ChannelOrderRecord.tenant_id == ctx.tenant_id,
-        ChannelOrderRecord.channel_id == ctx.channel_id,
-        ChannelOrderRecord.external_id == external_id,
-    )
-    return session.scalar(query.with_for_update() if lock else query)
-
-
-def _update_record(session: Any, caller: Caller, record: ChannelOrderRecord, order: ChannelOrder) -> None:
-    before = (record.raw_status, record.channel_status)
-    _copy(record, order)
-    record.effects_pending = True
-    if record.order_id is None:
-        return
-    row = lock_order(session, caller.tenant_id, record.order_id)
-    if row is None:
-        return
-    data: dict[str, Any] = {
-        "raw_status": record.raw_status,
-        "channel_status": record.channel_status,
-        "previous_raw_status": before[0],
-        "platform_updated_at": order.updated_at.isoformat(),
-    }
-    address = _address(order)
-    if address and address != row.shipping_address and OrderStatus(row.status) in PRE_SHIPPING:
-        row.shipping_address = address
-        data["address_updated"] = True
-    order_history.record(session, row, "channel_status_changed", caller.actor, reason=record.raw_status, data=data)
-
-
 # -- effects ---------------------------------------------------------------------------------------
 
 
 def _run_effects(app: Application, ctx: Connected, caller: Caller, external_id: str) -> None:
     with app.read_uow() as uow:
-        record = _record(uow.session, ctx, external_id)
+        record = channel_orders.find_record(uow.session, ctx, external_id)
         if record is None or not record.effects_pending:
             return
         status, order_id, stamp = ChannelStatus(record.channel_status), record.order_id, record.platform_updated_at
@@ -431,7 +272,7 @@ def _run_effects(app: Application, ctx: Connected, caller: Caller, external_id: 
         ):
             _release(app, caller, order_id, f"{ctx.kind} status {raw}")
     with app.uow() as uow:
-        record = _record(uow.session, ctx, external_id, lock=True)
+        record = channel_orders.find_record(uow.session, ctx, external_id, lock=True)
         if record is None:
             return
         if answer is not None and record.cancel_request is None:
@@ -520,7 +361,7 @@ def remap_held_orders(app: Application, ctx: Connected) -> int:
         if _complete_lines(app, ctx, caller, external_id, order_id):
             _run_effects(app, ctx, caller, external_id)
             with app.read_uow() as uow:
-                record = _record(uow.session, ctx, external_id)
+                record = channel_orders.find_record(uow.session, ctx, external_id)
                 status = ChannelStatus(record.channel_status) if record else ChannelStatus.CANCELLED
             if status in (ChannelStatus.PENDING_PAYMENT, ChannelStatus.ON_HOLD, ChannelStatus.CANCELLED):
                 continue
@@ -532,7 +373,7 @@ def remap_held_orders(app: Application, ctx: Connected) -> int:
 def _complete_lines(app: Application, ctx: Connected, caller: Caller, external_id: str, order_id: int) -> bool:
     with app.uow() as uow:
         session = uow.session
-        record = _record(session, ctx, external_id, lock=True)
+        record = channel_orders.find_record(session, ctx, external_id, lock=True)
         order = lock_order(session, ctx.tenant_id, order_id)
         if record is None or order is None or order.status != OrderStatus.ON_HOLD.value:
             return False
@@ -548,7 +389,7 @@ def _complete_lines(app: Application, ctx: Connected, caller: Caller, external_i
             )
             for item in record.lines
         ]
-        codes = _map_lines(session, ctx, lines)
+        codes = channel_orders.map_lines(session, ctx, lines)
         if any(code is None for code in codes):
             return False
         present = session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)).all()
@@ -561,7 +402,9 @@ def _complete_lines(app: Application, ctx: Connected, caller: Caller, external_i
         for number, (line, code) in enumerate(zip(lines, codes, strict=True), start=1):
             sku_id = sku_ids[str(code)]
             session.add(_order_line(order, number, sku_id, line, components.get(sku_id, {str(sku_id): 1})))
-        order.total_amount = sum((_net_price(line) * line.quantity for line in lines), Decimal(0)).quantize(MONEY)
+        order.total_amount = sum(
+            (channel_orders.net_price(line) * line.quantity for line in lines), Decimal(0)
+        ).quantize(channel_orders.MONEY)
         # Still held for the platform's reason (if any), so its later "paid"/"released" releases it.
         if record.channel_status == ChannelStatus.PENDING_PAYMENT.value:
             order.hold_reason = f"{AWAITING_PAYMENT} on {ctx.kind} ({record.raw_status})"
