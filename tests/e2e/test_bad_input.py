@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ordermesh.bootstrap import Application
 from tests.e2e.conftest import ADDRESS, Api, assert_problem, order_body, row_counts, sqlite_only
 
 BASE = order_body("SO-BAD", [("CAP", 1)])
@@ -482,3 +483,23 @@ def test_adjustment_beyond_the_largest_count_is_refused(stocked: Api) -> None:
 
     assert_problem(response, 422, "quantity_too_large", field="delta")
     assert row_counts(stocked.app) == before
+
+
+def test_credentials_without_a_secret_key_are_refused_and_nothing_is_stored(
+    api: Api, app: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ORDERMESH_SECRET_KEY: a connection or carrier account cannot be sealed, so the API says what
+    to set (503 problem+json from the app-wide handler) and stores nothing."""
+    monkeypatch.setattr(app.settings, "secret_key", None)
+    app.__dict__.pop("secrets", None)  # the cached box, if a previous request built one
+    before = row_counts(app)
+    channel = {
+        "kind": "shopee",
+        "base_url": "http://127.0.0.1:9",
+        "credentials": {"partner_id": "1", "partner_key": "k", "shop_id": "2", "access_token": "t"},
+    }
+    carrier = {"kind": "ghn", "base_url": "http://127.0.0.1:9", "credentials": {"token": "t", "shop_id": "1"}}
+    for path, body in (("/v1/channels/shopee-vn", channel), ("/v1/carriers/ghn", carrier)):
+        problem = assert_problem(api.put(path, json=body), 503, "not_configured")
+        assert "ORDERMESH_SECRET_KEY" in problem["detail"]
+    assert row_counts(app) == before

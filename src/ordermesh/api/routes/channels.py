@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 
 from ordermesh.adapters.channels.registry import ADAPTERS
 from ordermesh.adapters.outbound import PermanentDeliveryError, TransientDeliveryError
-from ordermesh.adapters.secrets import ConfigurationError
 from ordermesh.adapters.store.tables_channels import ChannelConnection
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.api import errors
@@ -69,14 +68,10 @@ class ListingsPut(Strict):
 
 
 @router.put("/{code}")
-def put_channel(
-    code: Code, body: ChannelPut, app: AppDep, caller: Administrator, request: Request, response: Response
-) -> Any:
-    """Create or update a marketplace connection. Credentials are stored encrypted and never returned."""
-    try:
-        box = app.secrets
-    except ConfigurationError as error:
-        return errors.problem(503, "not_configured", "Not configured", str(error), request)
+def put_channel(code: Code, body: ChannelPut, app: AppDep, caller: Administrator, response: Response) -> Any:
+    """Create or update a marketplace connection. Credentials are stored encrypted and never returned.
+    Without ``ORDERMESH_SECRET_KEY`` the app-wide handler answers 503 ``not_configured``."""
+    box = app.secrets
     rules = body.stock_rules
     data = channels.ConnectionInput(
         kind=body.kind,
