@@ -92,6 +92,8 @@ class Application:
         return self.engine.dialect.name == "postgresql"
 
     def close(self) -> None:
+        if "intake" in self.__dict__:  # started: write what is queued before the pool goes
+            self.intake.close()
         self.engine.dispose()
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from ordermesh import __version__
 from ordermesh.api import backpressure, errors
-from ordermesh.api.deps import get_caller
+from ordermesh.api.deps import caller_of
 from ordermesh.api.middleware import Measure, RefuseNul
 from ordermesh.api.routes import aftersales, carriers, catalog, channels, events, inventory, orders, routing
 from ordermesh.bootstrap import Application, bootstrap
@@ -64,7 +64,7 @@ def create_app(application: Application | None = None, *, run_workers: bool = Tr
 
     @app.exception_handler(IdempotentReplay)
     async def _replay(request: Request, replay: IdempotentReplay) -> Response:
-        caller = get_caller(application, request.headers.get("authorization"))
+        caller = caller_of(application, request.headers.get("authorization"))
         body = REPLAYS[replay.resource.type](application, caller, replay.resource.id)
         from fastapi.encoders import jsonable_encoder
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from ordermesh.api.deps import AppDep, IdempotencyDep, IdPath, OrderManager, OrderWriter, Reader, write_uow
 from ordermesh.api.schemas import (
@@ -28,7 +29,9 @@ router = APIRouter(prefix="/v1", tags=["orders"])
     response_model=OrderPublic,
     responses={200: {"description": "The order already existed (same channel and external_id, or Idempotency-Key)"}},
 )
-def create_order(body: OrderCreate, app: AppDep, caller: OrderWriter, key: IdempotencyDep, response: Response) -> Any:
+async def create_order(
+    body: OrderCreate, app: AppDep, caller: OrderWriter, key: IdempotencyDep, response: Response
+) -> Any:
     """Capture an order. Repeating it (same channel and external_id, or same Idempotency-Key) answers
     200 with the order already stored and creates nothing."""
     new = NewOrder(
@@ -43,15 +46,18 @@ def create_order(body: OrderCreate, app: AppDep, caller: OrderWriter, key: Idemp
         discount=body.discount,
         shipping_fee=body.shipping_fee,
     )
+    # Async on purpose: a grouped capture awaits its group's commit without holding a worker thread.
     if key is None and app.settings.group_commit:
-        captured = app.intake.capture(caller, new)  # shares a transaction with concurrent captures
+        captured = await app.intake.capture_async(caller, new)  # shares a transaction with concurrent captures
     else:
-        captured = orders.capture_order(write_uow(app, caller, key), caller, new, lookup=app.read_uow())
+        captured = await run_in_threadpool(
+            orders.capture_order, write_uow(app, caller, key), caller, new, lookup=app.read_uow()
+        )
     response.headers["Location"] = f"/v1/orders/{captured.order_id}"
     if captured.view is not None:
         return captured.view
     response.status_code = status.HTTP_200_OK
-    return order_views.get_order(app.read_uow(), caller, captured.order_id)
+    return await run_in_threadpool(order_views.get_order, app.read_uow(), caller, captured.order_id)
 
 
 @router.get("/orders/{order_id}", response_model=OrderPublic)
