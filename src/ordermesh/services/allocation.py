@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from ordermesh.adapters.store.bulk import insert_rows, table_of
 from ordermesh.adapters.store.locks import LevelKey, claim_orders_for_allocation
 from ordermesh.adapters.store.tables import (
     Allocation,
@@ -112,8 +114,12 @@ def allocate_batch(uow: UnitOfWork, *, limit: int = 500, auto_release: bool = Fa
         if not claimed:
             return outcome
         orders = [o for o in claimed if OrderStatus(o.status) in AWAITING_STOCK | IN_FULFILMENT]
+        # One statement for the whole claim, not an ORM update per order at the next flush.
+        session.execute(
+            update(table_of(Order)).where(Order.id.in_([o.id for o in claimed])).values(needs_allocation=False)
+        )
         for order in claimed:
-            order.needs_allocation = False
+            set_committed_value(order, "needs_allocation", False)
         order_ids = [o.id for o in orders]
         lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
         for line in session.scalars(select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)):
@@ -129,8 +135,10 @@ def allocate_batch(uow: UnitOfWork, *, limit: int = 500, auto_release: bool = Fa
         by_tenant: dict[int, list[Order]] = defaultdict(list)
         for order in orders:  # already in priority order
             by_tenant[order.tenant_id].append(order)
-        for tenant_id, tenant_orders in sorted(by_tenant.items()):
-            _allocate_for_tenant(session, tenant_id, tenant_orders, lines_by_order, taken, outcome, auto_release)
+        # Hundreds of order events and outbox messages: one statement per table at the end.
+        with order_history.deferred_writes(session):
+            for tenant_id, tenant_orders in sorted(by_tenant.items()):
+                _allocate_for_tenant(session, tenant_id, tenant_orders, lines_by_order, taken, outcome, auto_release)
         uow.commit()
     return outcome
 
@@ -279,11 +287,11 @@ def _allocate_for_tenant(
             new_allocations.clear()
             session.flush()
             release_allocated(session, order, ACTOR)
-    if decision_rows:
-        session.execute(insert(RoutingDecisionRecord), decision_rows)
+    insert_rows(session, table_of(RoutingDecisionRecord), decision_rows)
     if new_allocations:
-        session.execute(
-            insert(Allocation),
+        insert_rows(
+            session,
+            table_of(Allocation),
             [
                 {
                     "tenant_id": a.tenant_id,

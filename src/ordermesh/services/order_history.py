@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ordermesh.adapters.store.bulk import insert_rows, table_of
 from ordermesh.adapters.store.tables import Order, OrderEvent
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.lifecycle import OrderStatus, ensure_transition
@@ -35,7 +38,11 @@ def record(
         data=data or {},
         created_at=now,
     )
-    session.add(event)
+    deferred: list[OrderEvent] | None = session.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred.append(event)  # written by ``deferred_writes``, without an id until then
+    else:
+        session.add(event)
     outbox.append(
         session,
         tenant_id=order.tenant_id,
@@ -54,6 +61,34 @@ def record(
     )
     order.updated_at = now
     return event
+
+
+_DEFERRED = "order_history.deferred"
+_EVENT_COLUMNS = ("tenant_id", "order_id", "type", "from_status", "to_status", "actor", "reason", "data", "created_at")
+
+
+@contextmanager
+def deferred_writes(session: Session) -> Iterator[None]:
+    """Within the block, ``record`` and ``outbox.append`` only collect their rows; leaving it
+    writes them with one statement per table (``adapters/store/bulk.py``) instead of an ORM insert
+    per row, in the order they were recorded. For transactions that record hundreds of events
+    (batch allocation); nothing inside may read order events or the outbox back. On an error the
+    rows are dropped with the transaction they belonged to."""
+    events: list[OrderEvent] = session.info.setdefault(_DEFERRED, [])
+    outbox.defer(session)
+    try:
+        yield
+    except BaseException:
+        session.info.pop(_DEFERRED, None)
+        outbox.discard_deferred(session)
+        raise
+    session.info.pop(_DEFERRED, None)
+    insert_rows(
+        session,
+        table_of(OrderEvent),
+        [{column: getattr(event, column) for column in _EVENT_COLUMNS} for event in events],
+    )
+    outbox.write_deferred(session)
 
 
 def transition(

@@ -70,6 +70,10 @@ def append(
     event_type: str,
     payload: Mapping[str, Any],
 ) -> None:
+    deferred: list[Message] | None = session.info.get(_DEFERRED)
+    if deferred is not None:  # see ``defer``
+        deferred.append(Message(tenant_id, aggregate_type, aggregate_id, event_type, dict(payload)))
+        return
     now = utcnow()
     session.add(
         OutboxMessage(
@@ -85,6 +89,26 @@ def append(
             created_at=now,
         )
     )
+
+
+_DEFERRED = "outbox.deferred"
+
+
+def defer(session: Session) -> None:
+    """From now on ``append`` only collects this session's messages, in order; ``write_deferred``
+    writes them in one statement. For transactions that append hundreds (batch allocation):
+    nothing in them may read the outbox back before ``write_deferred``."""
+    session.info.setdefault(_DEFERRED, [])
+
+
+def discard_deferred(session: Session) -> None:
+    """Stop collecting and drop what was collected (the transaction is being abandoned)."""
+    session.info.pop(_DEFERRED, None)
+
+
+def write_deferred(session: Session) -> None:
+    """Write what ``append`` collected since ``defer`` and stop collecting. Call before commit."""
+    append_many(session, session.info.pop(_DEFERRED, None) or [])
 
 
 class Message(NamedTuple):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from ordermesh.adapters.store.bulk import insert_rows, table_of
 from ordermesh.adapters.store.locks import LevelKey, lock_inventory_levels
 from ordermesh.adapters.store.tables import InventoryLevel, InventoryMovement, StockArrival
 from ordermesh.adapters.store.types import utcnow
@@ -67,7 +67,7 @@ class StockLedger:
         if not self._movements:
             return False
         self.session.flush()  # level rows first, so the ledger and the level change land together
-        self.session.execute(insert(InventoryMovement), self._movements)
+        insert_rows(self.session, table_of(InventoryMovement), self._movements)
         touched: set[LevelKey] = {(int(m["location_id"]), int(m["sku_id"])) for m in self._movements}  # type: ignore[call-overload]
         arrivals: set[int] = set()
         for key in sorted(touched):
@@ -91,8 +91,9 @@ class StockLedger:
                 },
             )
         if arrivals:
-            self.session.execute(
-                insert(StockArrival),
+            insert_rows(
+                self.session,
+                table_of(StockArrival),
                 [
                     {"tenant_id": self.tenant_id, "sku_id": sku_id, "created_at": utcnow()}
                     for sku_id in sorted(arrivals)

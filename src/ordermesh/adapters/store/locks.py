@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ordermesh.adapters.store.bulk import insert_rows, table_of
 from ordermesh.adapters.store.tables import InventoryLevel, Order
 from ordermesh.adapters.store.types import utcnow
 
@@ -26,25 +26,23 @@ def lock_inventory_levels(session: Session, tenant_id: int, keys: Iterable[Level
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     now = utcnow()
-    session.execute(
-        insert(InventoryLevel)
-        .values(
-            [
-                {
-                    "tenant_id": tenant_id,
-                    "location_id": location_id,
-                    "sku_id": sku_id,
-                    "on_hand": 0,
-                    "reserved": 0,
-                    "safety_stock": 0,
-                    "updated_at": now,
-                }
-                for location_id, sku_id in wanted
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "location_id", "sku_id"])
+    insert_rows(
+        session,
+        table_of(InventoryLevel),
+        [
+            {
+                "tenant_id": tenant_id,
+                "location_id": location_id,
+                "sku_id": sku_id,
+                "on_hand": 0,
+                "reserved": 0,
+                "safety_stock": 0,
+                "updated_at": now,
+            }
+            for location_id, sku_id in wanted
+        ],
+        skip_conflicts_on=("tenant_id", "location_id", "sku_id"),
     )
     rows = session.scalars(
         select(InventoryLevel)
