@@ -100,5 +100,24 @@ async def get_idempotency_key(
 IdempotencyDep = Annotated[IdempotencyKey | None, Depends(get_idempotency_key)]
 
 
+async def authorize(request: Request, permission: Permission) -> Caller:
+    """What ``require(permission)`` gives a route, for a route on the hot path that takes no
+    dependencies: FastAPI's dependency resolution was 15% of an order capture's CPU (profiled)."""
+    caller = await get_caller(request.app.state.ordermesh, request.headers.get("authorization"))
+    ensure_permitted(caller.role, permission)
+    return caller
+
+
+async def idempotency_key_of(request: Request) -> IdempotencyKey | None:
+    return await get_idempotency_key(request, request.headers.get("idempotency-key"))
+
+
+# How those two headers appear in the OpenAPI document of a route that reads them itself.
+HEADER_PARAMETERS = [
+    {"name": "authorization", "in": "header", "required": True, "schema": {"type": "string"}},
+    {"name": "idempotency-key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}},
+]
+
+
 def write_uow(app: Application, caller: Caller, key: IdempotencyKey | None) -> UnitOfWork:
     return app.uow(idempotency=(caller.tenant_id, key) if key else None)

@@ -2,7 +2,7 @@
 
 Under a flash sale hundreds of requests arrive at once, and ``orders.capture_order`` would give
 each its own read transaction, its own write transaction and its own commit (a disk flush). Here a
-request hands its order to the process's ``GroupCommitter`` and waits on a future; a few writer
+request hands its order to the process's ``GroupCommitter`` and waits; a few writer
 threads each take every order queued so far and write them together:
 
 - one query each for the batch's channels, SKUs and bundle components;
@@ -20,18 +20,18 @@ database refuses, a lost connection), every order in it is retried alone through
 
 Why writer threads rather than leader election among request threads: an async route awaits its
 future without holding a thread (no worker-thread hop per request), and a finished group wakes
-exactly its own callers instead of every waiting thread (measured in the flash-sale profile: the
-thread hops and the wake-ups cost more CPU than the group's SQL).
+its own callers with one call into their event loop instead of waking every waiting thread
+(measured in the flash-sale profile: thread hops and wake-ups cost more CPU than the group's SQL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -59,7 +59,10 @@ class _Pending:
     result: Captured | None = None
     error: BaseException | None = None
     done: bool = False
-    future: Future[Captured] = field(default_factory=Future)
+    # Who waits: a blocking caller's event, or an async caller's future on its event loop.
+    event: threading.Event | None = None
+    future: asyncio.Future[Captured] | None = None
+    abandoned: bool = False  # the async caller went away before its group began
 
 
 class GroupCommitter:
@@ -89,10 +92,8 @@ class GroupCommitter:
         self.grouped_orders = 0
         self.fallbacks = 0
 
-    def submit(self, caller: Caller, new: NewOrder) -> Future[Captured]:
-        """Queue ``new`` for the next group; the future resolves once its group has committed."""
-        _check_order(new)  # malformed orders never join a group
-        item = _Pending(caller, new)
+    def _submit(self, item: _Pending) -> None:
+        _check_order(item.new)  # malformed orders never join a group
         with self._cond:
             if self._closed:
                 raise RuntimeError("order intake is closed")
@@ -102,13 +103,23 @@ class GroupCommitter:
                 self._threads.append(thread)
                 thread.start()
             self._cond.notify()
-        return item.future
 
     def capture(self, caller: Caller, new: NewOrder) -> Captured:
-        return self.submit(caller, new).result()
+        item = _Pending(caller, new, event=threading.Event())
+        self._submit(item)
+        assert item.event is not None
+        item.event.wait()
+        return _outcome(item)
 
     async def capture_async(self, caller: Caller, new: NewOrder) -> Captured:
-        return await asyncio.wrap_future(self.submit(caller, new))
+        item = _Pending(caller, new, future=asyncio.get_running_loop().create_future())
+        self._submit(item)
+        assert item.future is not None
+        try:
+            return await item.future
+        except asyncio.CancelledError:
+            item.abandoned = True
+            raise
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop the writer threads."""
@@ -127,7 +138,7 @@ class GroupCommitter:
                     return
                 batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
             # A caller that gave up before its group began (a client that went away) is not written.
-            batch = [item for item in batch if item.future.set_running_or_notify_cancel()]
+            batch = [item for item in batch if not item.abandoned]
             if batch:
                 self._run(batch)
 
@@ -156,7 +167,7 @@ class GroupCommitter:
         finally:
             for item in batch:
                 item.done = True
-                _settle(item)
+            _wake(batch)
 
     def _write(self, batch: Sequence[_Pending]) -> None:
         """All of ``batch`` in one transaction. Sets each item's result or error only once it is
@@ -258,17 +269,36 @@ class GroupCommitter:
             item.done = True
 
 
-def _settle(item: _Pending) -> None:
-    """Resolve the caller's future from the item's outcome (once)."""
-    if item.future.done():
-        return
-    if not item.future.running():  # written through ``_run`` directly (tests), never claimed
-        item.future.set_running_or_notify_cancel()
+def _outcome(item: _Pending) -> Captured:
     if item.error is not None:
-        item.future.set_exception(item.error)
-    else:
-        assert item.result is not None
-        item.future.set_result(item.result)
+        raise item.error
+    assert item.result is not None
+    return item.result
+
+
+def _wake(batch: list[_Pending]) -> None:
+    """Tell every caller of a finished group: one thread-safe call per event loop for the whole
+    group (not one per order), and the event of each blocking caller."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = defaultdict(list)
+    for item in batch:
+        if item.event is not None:
+            item.event.set()
+        elif item.future is not None:
+            by_loop[item.future.get_loop()].append(item)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is left to tell
+            loop.call_soon_threadsafe(_resolve, items)
+
+
+def _resolve(items: list[_Pending]) -> None:
+    for item in items:
+        future = item.future
+        if future is None or future.done():  # cancelled meanwhile
+            continue
+        if item.error is not None:
+            future.set_exception(item.error)
+        else:
+            future.set_result(item.result)  # type: ignore[arg-type]
 
 
 def _existing(session: Any, keys: set[OrderKey]) -> dict[OrderKey, int]:

@@ -2,10 +2,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from ordermesh.api.deps import AppDep, IdempotencyDep, IdPath, OrderManager, OrderWriter, Reader, write_uow
+from ordermesh.api.deps import (
+    HEADER_PARAMETERS,
+    AppDep,
+    IdempotencyDep,
+    IdPath,
+    OrderManager,
+    Reader,
+    authorize,
+    idempotency_key_of,
+    write_uow,
+)
 from ordermesh.api.schemas import (
     AwareDatetime,
     CancelRequestBody,
@@ -16,6 +26,8 @@ from ordermesh.api.schemas import (
     ShipmentEventCreate,
     ShortPickCreate,
 )
+from ordermesh.bootstrap import Application
+from ordermesh.domain.access import Permission
 from ordermesh.domain.lifecycle import ShipmentStatus
 from ordermesh.services import fulfilment, order_views, orders
 from ordermesh.services.orders import CancelLine, CancelReason, CancelRequest, NewLine, NewOrder
@@ -28,12 +40,15 @@ router = APIRouter(prefix="/v1", tags=["orders"])
     status_code=status.HTTP_201_CREATED,
     response_model=OrderPublic,
     responses={200: {"description": "The order already existed (same channel and external_id, or Idempotency-Key)"}},
+    openapi_extra={"parameters": HEADER_PARAMETERS},
 )
-async def create_order(
-    body: OrderCreate, app: AppDep, caller: OrderWriter, key: IdempotencyDep, response: Response
-) -> Any:
+async def create_order(body: OrderCreate, request: Request, response: Response) -> Any:
     """Capture an order. Repeating it (same channel and external_id, or same Idempotency-Key) answers
     200 with the order already stored and creates nothing."""
+    # The flash-sale hot path: async, and no dependencies to resolve (see deps.authorize).
+    app: Application = request.app.state.ordermesh
+    caller = await authorize(request, Permission.WRITE_ORDERS)
+    key = await idempotency_key_of(request)
     new = NewOrder(
         channel=body.channel,
         external_id=body.external_id,
@@ -46,7 +61,7 @@ async def create_order(
         discount=body.discount,
         shipping_fee=body.shipping_fee,
     )
-    # Async on purpose: a grouped capture awaits its group's commit without holding a worker thread.
+    # A grouped capture awaits its group's commit without holding a worker thread.
     if key is None and app.settings.group_commit:
         captured = await app.intake.capture_async(caller, new)  # shares a transaction with concurrent captures
     else:
