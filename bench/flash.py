@@ -526,9 +526,18 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         workers = start_workers(db, args.workers, worker_env(args))
         procs += workers
         started = time.monotonic()
+        rate = args.steady_rate
+        # Open loop at the target rate (latency is then the service's, not the queue a closed loop of
+        # N clients builds for itself); --steady-rate 0 for a closed loop of --concurrency clients.
         load = asyncio.run(
             drive(
-                urls, api_key, payload_stream("steady", 1, skus), orders, concurrency=args.concurrency, label="steady"
+                urls,
+                api_key,
+                payload_stream("steady", 1, skus),
+                orders,
+                concurrency=args.concurrency,
+                schedule=(lambda number: number / rate) if rate else None,
+                label=f"steady {rate:g}/s" if rate else "steady",
             )
         )
         drained, allocation_timeline = wait_drained(db, 0, "steady: draining")
@@ -540,6 +549,7 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "servers": args.servers,
             "workers": args.workers,
             "concurrency": args.concurrency,
+            "offered_rate": rate or None,
             "drain_after_intake_seconds": round(drained, 2),
             "allocated_per_second": round(len(load.accepted) / total_seconds, 1),
             "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
@@ -876,7 +886,10 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=2, help="ordermesh serve --no-workers processes")
     parser.add_argument("--workers", type=int, default=1, help="ordermesh worker processes (steady, burst)")
     parser.add_argument("--scaling", default="1,2,4", help="worker processes for the hot-SKU drains")
-    parser.add_argument("--concurrency", type=int, default=100, help="concurrent clients (steady)")
+    parser.add_argument("--concurrency", type=int, default=200, help="most requests in flight (steady)")
+    parser.add_argument(
+        "--steady-rate", type=float, default=500.0, help="orders/s offered in steady (0: closed loop)"
+    )
     parser.add_argument("--hot-concurrency", type=int, default=500, help="concurrent clients (hot-sku)")
     parser.add_argument("--pool-size", type=int, default=10, help="ORDERMESH_DB_POOL_SIZE of each server")
     parser.add_argument("--burst-quiet-rate", type=float, default=10.0, help="orders/s before and after the burst")
