@@ -408,6 +408,39 @@ async def drive(
     return load
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU used by the PostgreSQL server so far: every live postgres process, plus what the
+    postmaster's exited children (closed connections) used. 0 where /proc cannot be read."""
+    server: dict[int, list[str]] = {}  # pid -> the fields after the command name
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, tail = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        if head.endswith("(postgres"):
+            server[int(stat.parent.name)] = tail.split()
+    ticks = 0
+    for fields in server.values():
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        if int(fields[1]) not in server:  # the postmaster: add its waited-for children
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class SharedCpu:
+    """CPU that PostgreSQL and this load generator used over a measured stretch: they share the
+    machine's cores with ordermesh's processes, so the ceiling is the sum of all four."""
+
+    def __init__(self) -> None:
+        self.postgres, self.client = postgres_cpu_seconds(), time.process_time()
+
+    def per_order(self, orders: int) -> dict[str, float]:
+        return {
+            "postgres_cpu_ms_per_order": per_order_ms(postgres_cpu_seconds() - self.postgres, orders),
+            "client_cpu_ms_per_order": per_order_ms(time.process_time() - self.client, orders),
+        }
+
+
 def per_order_ms(cpu_seconds: float, orders: int) -> float:
     return round(cpu_seconds * 1000 / orders, 2) if orders else 0.0
 
@@ -525,7 +558,7 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         procs, urls = start_servers(db, args.servers, server_env(args))
         workers = start_workers(db, args.workers, worker_env(args))
         procs += workers
-        started = time.monotonic()
+        started, shared = time.monotonic(), SharedCpu()
         rate = args.steady_rate
         # Open loop at the target rate (latency is then the service's, not the queue a closed loop of
         # N clients builds for itself); --steady-rate 0 for a closed loop of --concurrency clients.
@@ -543,6 +576,7 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         drained, allocation_timeline = wait_drained(db, 0, "steady: draining")
         total_seconds = time.monotonic() - started
         server_cpu, worker_cpu = cpu_of(procs[: args.servers]), cpu_of(workers)
+        shared_cpu = shared.per_order(len(load.accepted))
         peaks = stop_all(procs)
         return summary(load, "steady", orders) | {
             "backend": backend,
@@ -554,6 +588,7 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "allocated_per_second": round(len(load.accepted) / total_seconds, 1),
             "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
             "worker_cpu_ms_per_order": per_order_ms(worker_cpu, len(load.accepted)),
+            **shared_cpu,
             "peak_rss_mb": peaks,
             "audit": audit(db, load.accepted),
             "timeline": {"accepted": load.timeline, "drain": allocation_timeline},
@@ -571,16 +606,18 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         per_location = [HOT_UNITS // 3 + (1 if i < HOT_UNITS % 3 else 0) for i in range(3)]
         api_key = seed(db, skus=1, units=lambda i: per_location[i])
         procs, urls = start_servers(db, args.servers, server_env(args))
+        shared = SharedCpu()
         load = asyncio.run(
             drive(urls, api_key, payload_stream("hot-sku", 2, ["HOT"]), orders, concurrency=concurrency, label="hot")
         )
-        server_cpu = cpu_of(procs)
+        server_cpu, shared_cpu = cpu_of(procs), shared.per_order(len(load.accepted))
         peaks = stop_all(procs)
         result = summary(load, "hot-sku", orders) | {
             "backend": backend,
             "servers": args.servers,
             "concurrency": concurrency,
             "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
+            **shared_cpu,
             "peak_rss_mb": peaks,
             "drains": [],
         }
@@ -588,9 +625,9 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         for count in args.scaling:
             copy = db.clone()
             clones.append(copy)
-            workers = start_workers(copy, count, worker_env(args))
+            workers, shared = start_workers(copy, count, worker_env(args)), SharedCpu()
             seconds, timeline = wait_drained(copy, pending, f"hot: drain, {count} worker(s)")
-            worker_cpu = cpu_of(workers)
+            worker_cpu, drain_postgres = cpu_of(workers), shared.per_order(pending)["postgres_cpu_ms_per_order"]
             worker_peaks = stop_all(workers)
             checked = audit(copy, load.accepted)
             result["drains"].append(
@@ -600,6 +637,7 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                     "seconds": round(seconds, 2),
                     "allocated_per_second": round(pending / seconds, 1) if seconds else 0,
                     "worker_cpu_ms_per_order": per_order_ms(worker_cpu, pending),
+                    "postgres_cpu_ms_per_order": drain_postgres,
                     "peak_rss_mb": worker_peaks,
                     "audit": checked,
                     "timeline": timeline,
@@ -640,7 +678,7 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         procs, urls = start_servers(db, args.servers, server_env(args))
         workers = start_workers(db, args.workers, worker_env(args))
         procs += workers
-        started = time.monotonic()
+        started, shared = time.monotonic(), SharedCpu()
         load = asyncio.run(
             drive(
                 urls,
@@ -655,6 +693,7 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         wait_drained(db, 0, "burst: draining")
         drained_at = time.monotonic() - started
         server_cpu, worker_cpu = cpu_of(procs[: args.servers]), cpu_of(workers)
+        shared_cpu = shared.per_order(len(load.accepted))
         peaks = stop_all(procs)
         return summary(load, "burst", total) | {
             "backend": backend,
@@ -667,6 +706,7 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "allocated_per_second": round(len(load.accepted) / drained_at, 1),
             "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
             "worker_cpu_ms_per_order": per_order_ms(worker_cpu, len(load.accepted)),
+            **shared_cpu,
             "peak_rss_mb": peaks,
             "audit": audit(db, load.accepted),
             "timeline": {"accepted": load.timeline},
@@ -812,7 +852,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"date {results['date']}; command `{results['command']}`",
         "",
         "| backend | scenario | orders | accepted/s | allocated/s | capture p50 / p99 / p99.9 | drain | "
-        "oversold | lost / dup | 5xx | 429 | peak RSS | CPU ms/order (API, workers) |",
+        "oversold | lost / dup | 5xx | 429 | peak RSS | CPU ms/order: API, workers, PostgreSQL, load generator |",
         "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results["scenarios"]:
@@ -823,19 +863,23 @@ def markdown(results: dict[str, Any]) -> str:
             f"{r['capture_p999_ms']} ms | {drain} s | {r['audit']['oversold_units']} "
             f"| {r['audit']['lost']} / {r['audit']['duplicated']} | {r['http_5xx']} | {r['http_429']} "
             f"| {max(r['peak_rss_mb'].values(), default=0):.0f} MB "
-            f"| {r.get('server_cpu_ms_per_order', '-')}, {r.get('worker_cpu_ms_per_order', '-')} |"
+            f"| {r.get('server_cpu_ms_per_order', '-')}, {r.get('worker_cpu_ms_per_order', '-')}, "
+            f"{r.get('postgres_cpu_ms_per_order', '-')}, {r.get('client_cpu_ms_per_order', '-')} |"
         )
     drains = [(r["backend"], d) for r in results["scenarios"] for d in r.get("drains", [])]
     if drains:
         rows += [
             "",
-            "| backend | hot-SKU backlog drain | orders | seconds | orders/s | worker CPU ms/order | oversold |",
+            "| backend | hot-SKU backlog drain | orders | seconds | orders/s | CPU ms/order: workers, PostgreSQL "
+            "| oversold |",
             "|---|---|---:|---:|---:|---:|---:|",
         ]
         for backend, d in drains:
             rows.append(
                 f"| {backend} | {d['workers']} worker process(es) | {d['orders']:,} | {d['seconds']} "
-                f"| {d['allocated_per_second']:,} | {d['worker_cpu_ms_per_order']} | {d['audit']['oversold_units']} |"
+                f"| {d['allocated_per_second']:,} "
+                f"| {d['worker_cpu_ms_per_order']}, {d.get('postgres_cpu_ms_per_order', '-')} "
+                f"| {d['audit']['oversold_units']} |"
             )
     ratios = results.get("ratios", {})
     if ratios:
@@ -887,9 +931,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="ordermesh worker processes (steady, burst)")
     parser.add_argument("--scaling", default="1,2,4", help="worker processes for the hot-SKU drains")
     parser.add_argument("--concurrency", type=int, default=200, help="most requests in flight (steady)")
-    parser.add_argument(
-        "--steady-rate", type=float, default=500.0, help="orders/s offered in steady (0: closed loop)"
-    )
+    parser.add_argument("--steady-rate", type=float, default=500.0, help="orders/s offered in steady (0: closed loop)")
     parser.add_argument("--hot-concurrency", type=int, default=500, help="concurrent clients (hot-sku)")
     parser.add_argument("--pool-size", type=int, default=10, help="ORDERMESH_DB_POOL_SIZE of each server")
     parser.add_argument("--burst-quiet-rate", type=float, default=10.0, help="orders/s before and after the burst")

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,13 @@ WRITER_QUEUE_SECONDS = 60  # as long as SQLite's own busy timeout: then the writ
 INSERT_PAGE_ROWS = 100
 
 
+def json_dumps(value: Any) -> str:
+    """How JSON columns are written: orjson, several times faster than the standard library on
+    the allocator's traces, events and outbox payloads (profiled: json.dumps was 7.5% of a batch).
+    Integer keys become strings, as json.dumps does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str | None, *, pool_size: int = 10, pool_timeout: float = 30.0, echo: bool = False) -> Engine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
@@ -34,6 +42,8 @@ def make_engine(url: str | None, *, pool_size: int = 10, pool_timeout: float = 3
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_timeout=pool_timeout,
+            json_serializer=json_dumps,
+            json_deserializer=orjson.loads,
         )
         _configure_sqlite(engine)
         return engine
@@ -45,6 +55,8 @@ def make_engine(url: str | None, *, pool_size: int = 10, pool_timeout: float = 3
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
         pool_pre_ping=True,
+        json_serializer=json_dumps,
+        json_deserializer=orjson.loads,
     )
 
 

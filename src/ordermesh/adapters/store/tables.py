@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -163,7 +164,8 @@ class RoutingDecisionRecord(Base):
     profile_version: Mapped[int] = mapped_column(Integer, nullable=False)
     outcome: Mapped[str] = mapped_column(String(20), nullable=False)
     explanation: Mapped[str] = mapped_column(Text, nullable=False)
-    trace: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
+    # json, not jsonb: written once, read back whole, never queried inside (migration 0007).
+    trace: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime] = _created()
 
 
