@@ -206,7 +206,19 @@ class InventoryMovement(Base):
     """Append-only ledger: every change to an inventory level, with why and what caused it."""
 
     __tablename__ = "inventory_movements"
-    __table_args__ = (Index("ix_inventory_movements_level", "tenant_id", "location_id", "sku_id", "id"),)
+    __table_args__ = (
+        Index("ix_inventory_movements_level", "tenant_id", "location_id", "sku_id", "id"),
+        # Recent demand per SKU for the router's days of cover (routing_inputs.daily_sales), read by
+        # every allocation batch: without it each batch scanned the whole ledger.
+        Index(
+            "ix_inventory_movements_reserves",
+            "tenant_id",
+            "sku_id",
+            "created_at",
+            postgresql_where=text("reason = 'reserve'"),
+            sqlite_where=text("reason = 'reserve'"),
+        ),
+    )
     id: Mapped[int] = _id()
     tenant_id: Mapped[int] = _tenant()
     location_id: Mapped[int] = mapped_column(Id, ForeignKey("locations.id"), nullable=False)
@@ -284,6 +296,8 @@ class Allocation(Base):
     __tablename__ = "allocations"
     __table_args__ = (
         Index("ix_allocations_order", "order_id"),
+        # Orders assigned to a node today (routing_inputs.assigned_today), read by every batch.
+        Index("ix_allocations_location_created", "location_id", "created_at"),
         CheckConstraint("quantity >= 0", name="quantity_not_negative"),
         CheckConstraint("shipped_quantity >= 0", name="shipped_not_negative"),
     )
