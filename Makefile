@@ -29,7 +29,7 @@ serve: setup
 	$(BIN)/ordermesh db upgrade
 	$(BIN)/ordermesh serve
 
-BENCH_ARGS ?= --orders 2000 --burst-quiet-rate 2
+BENCH_ARGS ?=
 
 bench: setup postgres
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
