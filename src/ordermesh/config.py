@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     group_commit: bool = Field(default=True, description="Concurrent order captures share one transaction.")
     group_commit_max_orders: int = Field(default=256, ge=1, le=5000)
     max_pending_writes: int = Field(
-        default=64, ge=1, description="Write requests one server process holds at once; more are answered 429."
+        default=256, ge=1, description="Write requests one server process holds at once; more are answered 429."
     )
     secret_key: SecretStr | None = Field(
         default=None,
