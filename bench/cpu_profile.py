@@ -17,14 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import flash
+
+PY_SPY = shutil.which("py-spy", path=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
 
 
 def main() -> None:
@@ -37,8 +41,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help="orders/s offered (0: closed loop)")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
-    if args.py_spy and shutil.which("py-spy") is None:
-        raise SystemExit("error: --py-spy needs py-spy on PATH (pip install py-spy)")
+    if args.py_spy and PY_SPY is None:
+        raise SystemExit("error: --py-spy needs py-spy beside this Python or on PATH (pip install py-spy)")
     workers = args.workers if args.workers is not None else (0 if args.scenario == "hot-sku" else 1)
 
     db = flash.new_database("postgresql")
@@ -95,7 +99,7 @@ def _spy(directory: Path | None, procs: dict[str, flash.Proc]) -> dict[str, subp
     return {
         name: subprocess.Popen(
             [
-                *("py-spy", "record", "--pid", str(proc.process.pid), "--output", str(directory / f"{name}.txt")),
+                *(str(PY_SPY), "record", "--pid", str(proc.process.pid), "--output", str(directory / f"{name}.txt")),
                 *("--format", "raw", "--rate", "100", "--nonblocking", "--gil"),
             ],
             stdout=subprocess.DEVNULL,
