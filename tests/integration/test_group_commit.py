@@ -4,6 +4,7 @@ captures, each with the same outcome ``capture_order`` would give it alone."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -161,3 +162,70 @@ def test_a_grouped_order_keeps_its_discount_and_shipping_fee_for_refunds(
         batch[0].result.order_id: (Decimal("5000"), Decimal("15000")),
         reference.order_id: (Decimal("5000"), Decimal("15000")),
     }
+
+
+def test_async_captures_share_groups_and_each_gets_its_own_answer(app: Application, shop: Caller) -> None:  # noqa: F811
+    """What the HTTP route does: many coroutines await their group's commit on one event loop."""
+    import asyncio
+
+    gc = committer(app)
+
+    async def capture_all() -> list[orders.Captured]:
+        return await asyncio.gather(*(gc.capture_async(shop, order(f"a-{n % 20}")) for n in range(40)))
+
+    try:
+        results = asyncio.run(capture_all())
+    finally:
+        gc.close()
+    assert sum(result.created for result in results) == 20
+    assert len({result.order_id for result in results}) == 20
+    assert all(result.view is not None for result in results if result.created)
+    assert counts(app, shop.tenant_id)["orders"] == 20
+    assert gc.grouped_orders == 40
+    assert gc.groups < 40  # they were written together, not one by one
+
+
+def test_an_async_caller_that_went_away_before_its_group_is_not_written(app: Application, shop: Caller) -> None:  # noqa: F811
+    """A client that disconnects while its order waits for a group gets no order stored behind its back;
+    one whose group had begun keeps it (it was committed, like any request answered too late)."""
+    import asyncio
+
+    gc = committer(app)
+    gate = threading.Event()
+    original = gc._write
+
+    def held_write(batch: list[_Pending]) -> None:
+        gate.wait(10)  # the first group is being written while the second waits
+        original(batch)
+
+    gc._write = held_write  # type: ignore[method-assign]
+    gc.leaders = 1
+
+    async def scenario() -> orders.Captured:
+        first = asyncio.ensure_future(gc.capture_async(shop, order("kept")))
+        await asyncio.sleep(0.2)  # "kept" is now in the writer's hands
+        gone = asyncio.ensure_future(gc.capture_async(shop, order("gone")))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return await first
+
+    try:
+        kept = asyncio.run(scenario())
+    finally:
+        gc.close()
+    assert kept.created
+    with app.read_uow() as uow:
+        stored = set(uow.session.scalars(select(Order.external_id).where(Order.tenant_id == shop.tenant_id)))
+    assert stored == {"kept"}
+
+
+def test_a_closed_committer_writes_what_was_queued_and_refuses_more(app: Application, shop: Caller) -> None:  # noqa: F811
+    gc = committer(app)
+    assert gc.capture(shop, order("before-close")).created
+    gc.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        gc.capture(shop, order("after-close"))
+    assert counts(app, shop.tenant_id)["orders"] == 1
