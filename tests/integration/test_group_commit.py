@@ -229,3 +229,32 @@ def test_a_closed_committer_writes_what_was_queued_and_refuses_more(app: Applica
     with pytest.raises(RuntimeError, match="closed"):
         gc.capture(shop, order("after-close"))
     assert counts(app, shop.tenant_id)["orders"] == 1
+
+
+def test_a_writer_thread_that_dies_is_replaced(
+    app: Application,
+    shop: Caller,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever kills a writer thread, its callers are answered and the next capture gets a new one."""
+
+    class Fatal(BaseException):
+        pass
+
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the dying thread's report
+    gc = committer(app)
+    gc.leaders = 1  # so the second capture has no other writer to fall back on
+    original = gc._write
+
+    def fatal_write(batch: list[_Pending]) -> None:
+        raise Fatal()
+
+    gc._write = fatal_write  # type: ignore[method-assign]
+    with pytest.raises(Fatal):
+        gc.capture(shop, order("doomed"))
+    gc._write = original  # type: ignore[method-assign]
+    try:
+        assert gc.capture(shop, order("after")).created
+    finally:
+        gc.close()
+    assert counts(app, shop.tenant_id)["orders"] == 1

@@ -99,9 +99,7 @@ class GroupCommitter:
                 raise RuntimeError("order intake is closed")
             self._waiting.append(item)
             if len(self._threads) < self.leaders:
-                thread = threading.Thread(target=self._serve, name=f"intake-{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                thread.start()
+                self._start_writer()
             self._cond.notify()
 
     def capture(self, caller: Caller, new: NewOrder) -> Captured:
@@ -126,21 +124,34 @@ class GroupCommitter:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.join(timeout)
 
     def _serve(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._cond:
+                    while not self._waiting and not self._closed:
+                        self._cond.wait()
+                    if not self._waiting:
+                        return
+                    batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
+                # A caller that gave up before its group began (a client that went away) is not written.
+                batch = [item for item in batch if not item.abandoned]
+                if batch:
+                    self._run(batch)  # answers every caller in the batch, whatever happens
+        finally:
+            # Should this thread ever die, the next capture starts another instead of waiting forever.
             with self._cond:
-                while not self._waiting and not self._closed:
-                    self._cond.wait()
-                if not self._waiting:
-                    return
-                batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
-            # A caller that gave up before its group began (a client that went away) is not written.
-            batch = [item for item in batch if not item.abandoned]
-            if batch:
-                self._run(batch)
+                self._threads.remove(threading.current_thread())
+                if self._waiting and not self._closed:
+                    self._start_writer()
+
+    def _start_writer(self) -> None:
+        """Start one more writer thread (call with ``_cond`` held)."""
+        thread = threading.Thread(target=self._serve, name="intake-writer", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _run(self, batch: list[_Pending]) -> None:
         try:

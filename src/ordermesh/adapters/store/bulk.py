@@ -1,8 +1,9 @@
 """Many rows into one table in one statement, the cheapest way each database offers.
 
-PostgreSQL: ``INSERT INTO t (a, b) SELECT * FROM unnest(%(a)b::bigint[], %(b)b::text[])`` with one
-array per column, sent in binary. The statement text is the same whatever the number of rows, so psycopg parses
-it once (its query cache) and the server plans it once, where a multi-row ``VALUES`` list (what
+PostgreSQL: ``INSERT INTO t (a, b) SELECT a, b FROM unnest(%(a)b::bigint[], %(b)b::text[]) WITH
+ORDINALITY ...`` with one array per column, sent in binary, rows in the order given. The statement
+text is the same whatever the number of rows, so psycopg parses it once (its query cache) and the
+server plans it once, where a multi-row ``VALUES`` list (what
 SQLAlchemy's "insertmanyvalues" renders) is new text for every page: psycopg re-parses it for
 placeholders in Python, which the flash-sale profile measured at 40-100 us per row, more than the
 server spent storing the row.
@@ -79,7 +80,12 @@ def _unnest_sql(
     # time per row than %(name)s for rows carrying JSON documents, measured).
     arrays = ", ".join(f"%({name})b::{_array_type(table, name)}" for name in columns)
     names = ", ".join(quote(name) for name in columns)
-    sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})"
+    # Rows go in (and take their ids) in the order given: the outbox relies on it to keep each
+    # aggregate's messages in the order they were recorded.
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM unnest({arrays})"
+        f" WITH ORDINALITY AS given({names}, _position) ORDER BY _position"
+    )
     if conflict:
         sql += f" ON CONFLICT ({', '.join(quote(name) for name in conflict)}) DO NOTHING"
     if returning:
