@@ -99,6 +99,19 @@ class Database:
         with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
+    def activity(self) -> dict[str, int]:
+        """PostgreSQL's own counters for this database (pg_stat_database): transactions committed
+        and rows written so far. {} on SQLite. Backends report at most once a second and when they
+        exit, so read it after the processes being measured have stopped."""
+        if self.backend != "postgresql":
+            return {}
+        with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+            row = connection.execute(
+                "SELECT xact_commit, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = %s",
+                (self.name,),
+            ).fetchone()
+        return dict(zip(("commits", "rows_inserted", "rows_updated"), map(int, row or (0, 0, 0)), strict=True))
+
     def scalar(self, sql: str) -> Any:
         engine = create_engine(normalize_database_url(self.url))
         try:
@@ -441,6 +454,13 @@ class SharedCpu:
         }
 
 
+def per_order_activity(before: dict[str, int], after: dict[str, int], orders: int) -> dict[str, float]:
+    """Commits and rows written per order between two ``Database.activity`` readings."""
+    if not after or not orders:
+        return {}
+    return {f"{name}_per_order": round((after[name] - before.get(name, 0)) / orders, 2) for name in after}
+
+
 def per_order_ms(cpu_seconds: float, orders: int) -> float:
     return round(cpu_seconds * 1000 / orders, 2) if orders else 0.0
 
@@ -606,12 +626,13 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         per_location = [HOT_UNITS // 3 + (1 if i < HOT_UNITS % 3 else 0) for i in range(3)]
         api_key = seed(db, skus=1, units=lambda i: per_location[i])
         procs, urls = start_servers(db, args.servers, server_env(args))
-        shared = SharedCpu()
+        shared, activity = SharedCpu(), db.activity()
         load = asyncio.run(
             drive(urls, api_key, payload_stream("hot-sku", 2, ["HOT"]), orders, concurrency=concurrency, label="hot")
         )
         server_cpu, shared_cpu = cpu_of(procs), shared.per_order(len(load.accepted))
         peaks = stop_all(procs)
+        intake_activity = per_order_activity(activity, db.activity(), len(load.accepted))
         result = summary(load, "hot-sku", orders) | {
             "backend": backend,
             "servers": args.servers,
@@ -619,16 +640,20 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
             **shared_cpu,
             "peak_rss_mb": peaks,
+            "database_per_order": intake_activity,
             "drains": [],
         }
         pending = backlog(db)
         for count in args.scaling:
             copy = db.clone()
             clones.append(copy)
+            activity = copy.activity()
             workers, shared = start_workers(copy, count, worker_env(args)), SharedCpu()
             seconds, timeline = wait_drained(copy, pending, f"hot: drain, {count} worker(s)")
             worker_cpu, drain_postgres = cpu_of(workers), shared.per_order(pending)["postgres_cpu_ms_per_order"]
             worker_peaks = stop_all(workers)
+            # Includes the drain's own polling (a count query every 0.2 s), a few commits in all.
+            drain_activity = per_order_activity(activity, copy.activity(), pending)
             checked = audit(copy, load.accepted)
             result["drains"].append(
                 {
@@ -638,6 +663,7 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                     "allocated_per_second": round(pending / seconds, 1) if seconds else 0,
                     "worker_cpu_ms_per_order": per_order_ms(worker_cpu, pending),
                     "postgres_cpu_ms_per_order": drain_postgres,
+                    "database_per_order": drain_activity,
                     "peak_rss_mb": worker_peaks,
                     "audit": checked,
                     "timeline": timeline,
@@ -881,6 +907,25 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {d['worker_cpu_ms_per_order']}, {d.get('postgres_cpu_ms_per_order', '-')} "
                 f"| {d['audit']['oversold_units']} |"
             )
+    activity = [
+        (f"{r['backend']} hot-sku intake", r["database_per_order"])
+        for r in results["scenarios"]
+        if r.get("database_per_order")
+    ] + [
+        (f"{backend} drain, {d['workers']} worker(s)", d["database_per_order"])
+        for backend, d in drains
+        if d.get("database_per_order")
+    ]
+    if activity:
+        rows += [
+            "",
+            "| database work per order (pg_stat_database) | commits | rows inserted | rows updated |",
+            "|---|---:|---:|---:|",
+        ]
+        rows += [
+            f"| {name} | {a['commits_per_order']} | {a['rows_inserted_per_order']} | {a['rows_updated_per_order']} |"
+            for name, a in activity
+        ]
     ratios = results.get("ratios", {})
     if ratios:
         rows += ["", "| comparison | ordermesh | reference | ratio |", "|---|---:|---:|---:|"]

