@@ -16,7 +16,7 @@ from ordermesh.config import Settings, get_settings
 from ordermesh.services import aftersales, carrier_webhooks, channel_sync
 from ordermesh.services.inbox import Processor
 from ordermesh.services.jobs import Job
-from ordermesh.services.outbox import Envelope, Handler
+from ordermesh.services.outbox import Envelope, Handler, Preparer
 from ordermesh.services.unit_of_work import IdempotencyKey, UnitOfWork
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ class Application:
     inbox_processors: dict[str, Processor] = field(default_factory=dict)
     # Periodic jobs (polling fallbacks, monitors), each run once per interval across all workers.
     jobs: list[Job] = field(default_factory=list)
+    # Outbox preparers: event type (or "prefix.*") -> called once per delivery pass with every
+    # claimed message of that type, so a subscriber can answer them with one query (outbox.Preparer).
+    preparers: dict[str, Preparer] = field(default_factory=dict)
     # Set after a commit that gives the allocator work; the embedded workers wait on it.
     allocator_wakeup: threading.Event = field(default_factory=threading.Event)
 
@@ -65,6 +68,11 @@ class Application:
             self.handlers[pattern] = both
         else:
             self.handlers[pattern] = handler
+
+    def prepare(self, pattern: str, preparer: Preparer) -> None:
+        """Before the handlers of a delivery pass, call ``preparer`` once with the pass's messages
+        of ``pattern``. One per pattern."""
+        self.preparers[pattern] = preparer
 
     def on_inbox(self, source: str, processor: Processor) -> None:
         if source in self.inbox_processors:

@@ -5,6 +5,7 @@ dead letters after ``max_attempts`` or a permanent error, and an operator's retr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,6 +113,58 @@ def test_each_due_message_is_delivered_and_marked_delivered(app: Application, ca
     }
     assert deliver(app, {"order.created": handler}).handled == 0
     assert handler.ids == [first, second]  # nothing offered twice once delivered
+
+
+def test_a_message_nobody_subscribes_to_is_delivered_as_it_is_claimed(
+    app: Application, caller: Caller, clock: Clock
+) -> None:
+    unheard = append(app, caller, "order:1", "order.allocated", order_id=1)
+    heard = append(app, caller, "order:2", "order.created", order_id=2)
+    handler = Recorder()
+
+    report = deliver(app, {"order.created": handler})
+
+    assert report.delivered == 2
+    assert handler.ids == [heard]
+    assert message(app, unheard) | {"next_attempt_at": None} == {
+        "status": "delivered",
+        "attempts": 1,
+        "last_error": None,
+        "next_attempt_at": None,
+        "delivered_at": clock.now,
+    }
+
+
+def test_a_preparer_sees_a_pass_s_messages_of_its_type_once_before_their_handlers(
+    app: Application, caller: Caller, clock: Clock
+) -> None:
+    levels = [append(app, caller, f"inventory:1:{sku}", "inventory.level_changed", sku_id=sku) for sku in (7, 8, 9)]
+    other = append(app, caller, "order:1", "order.created", order_id=1)
+    calls: list[list[int]] = []
+    handler = Recorder()
+
+    def prepare(envelopes: Sequence[Envelope]) -> None:
+        assert handler.seen == []  # before any handler of the pass
+        calls.append([envelope.id for envelope in envelopes])
+
+    report = outbox.deliver_due(
+        app.uow, {"inventory.*": handler, "order.created": handler}, limit=100, preparers={"inventory.*": prepare}
+    )
+    assert report.delivered == 4
+    assert calls == [levels]
+    assert handler.ids == [*levels, other]
+
+
+def test_a_failing_preparer_does_not_stop_delivery(app: Application, caller: Caller, clock: Clock) -> None:
+    first = append(app, caller, "inventory:1:7", "inventory.level_changed", sku_id=7)
+    handler = Recorder()
+
+    def broken(envelopes: Sequence[Envelope]) -> None:
+        raise RuntimeError("the preparer's query failed")
+
+    report = outbox.deliver_due(app.uow, {"inventory.*": handler}, limit=100, preparers={"inventory.*": broken})
+    assert report.delivered == 1
+    assert handler.ids == [first]
 
 
 def test_a_dispatcher_that_dies_mid_delivery_leaves_the_message_to_be_offered_again(

@@ -128,6 +128,22 @@ def has_listings(session: Session, tenant_id: int, sku_id: int) -> bool:
     return found is not None
 
 
+def skus_with_listings(session: Session, tenant_id: int, sku_ids: Iterable[int]) -> set[int]:
+    """Which of ``sku_ids`` a mapped listing sells, alone or in a bundle (``has_listings`` for many)."""
+    wanted = sorted(set(sku_ids))
+    if not wanted:
+        return set()
+    direct = select(ChannelListing.sku_id).where(
+        ChannelListing.tenant_id == tenant_id, ChannelListing.sku_id.in_(wanted)
+    )
+    in_bundles = (
+        select(SkuComponent.component_sku_id)
+        .join(ChannelListing, ChannelListing.sku_id == SkuComponent.bundle_sku_id)
+        .where(ChannelListing.tenant_id == tenant_id, SkuComponent.component_sku_id.in_(wanted))
+    )
+    return {int(sku_id) for sku_id in session.scalars(direct.union(in_bundles)) if sku_id is not None}
+
+
 def pending_pushes(session: Session, channel_id: int) -> int:
     return int(
         session.scalar(

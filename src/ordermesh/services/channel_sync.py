@@ -9,6 +9,8 @@ their own units of work.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,7 @@ OUTBOUND_AGGREGATES = ("channel_listing", "channel_order")
 
 def wire(app: Application) -> None:
     app.subscribe("inventory.level_changed", lambda envelope: on_level_changed(app, envelope))
+    app.prepare("inventory.level_changed", lambda envelopes: find_listed(app, envelopes))
     app.subscribe("order.shipment_shipped", lambda envelope: on_shipment_shipped(app, envelope))
     app.subscribe("order.status_changed", lambda envelope: on_status_changed(app, envelope))
     app.subscribe("channel.*", lambda envelope: deliver(app, envelope))
@@ -106,11 +109,37 @@ def poll_connection(app: Application, channel_id: int, *, now: datetime | None =
 # -- reacting to ordermesh's own events ------------------------------------------------------------
 
 
+# Outbox message id -> whether its SKU was sold by a listing when its delivery pass began. A flash
+# sale changes hundreds of levels a second and most SKUs have no listing: one query per pass
+# (find_listed) instead of a read transaction per message, which was 90% of delivery time (profiled).
+# Safe to answer from: the level change committed before its pass began, and a listing mapped
+# after that pushes the level it reads itself.
+_LISTED: dict[int, bool] = {}
+
+
+def find_listed(app: Application, envelopes: Sequence[Envelope]) -> None:
+    """The outbox preparer of ``inventory.level_changed``: which of the pass's SKUs have listings."""
+    wanted: dict[int, set[int]] = defaultdict(set)
+    for envelope in envelopes:
+        wanted[envelope.tenant_id].add(int(envelope.payload["sku_id"]))
+    with app.read_uow() as uow:
+        listed = {
+            tenant_id: channel_stock.skus_with_listings(uow.session, tenant_id, sku_ids)
+            for tenant_id, sku_ids in wanted.items()
+        }
+    _LISTED.clear()  # what an earlier pass left (a handler that never ran) is not reused
+    for envelope in envelopes:
+        _LISTED[envelope.id] = int(envelope.payload["sku_id"]) in listed[envelope.tenant_id]
+
+
 def on_level_changed(app: Application, envelope: Envelope) -> None:
     sku_id = int(envelope.payload["sku_id"])
-    with app.read_uow() as uow:  # most stock changes touch no listing: answer them without a write
-        if not channel_stock.has_listings(uow.session, envelope.tenant_id, sku_id):
-            return
+    listed = _LISTED.pop(envelope.id, None)
+    if listed is None:  # not prepared (delivered alone): ask
+        with app.read_uow() as uow:
+            listed = channel_stock.has_listings(uow.session, envelope.tenant_id, sku_id)
+    if not listed:  # most stock changes touch no listing: answered without a write
+        return
     with app.uow() as uow:
         channel_stock.refresh(
             uow.session, envelope.tenant_id, sku_id=sku_id, location_id=int(envelope.payload["location_id"])

@@ -12,6 +12,7 @@ Delivery guarantees:
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,12 +34,14 @@ __all__ = [
     "Handler",
     "Message",
     "PermanentDeliveryError",
+    "Preparer",
     "TransientDeliveryError",
     "append",
     "append_many",
     "deliver_due",
 ]
 
+log = logging.getLogger(__name__)
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 MAX_BACKOFF_SECONDS = 300
 DEFAULT_LEASE_SECONDS = 120.0  # a handler that takes longer than this may see its message offered twice
@@ -59,6 +62,9 @@ class Envelope:
 
 
 Handler = Callable[[Envelope], None]
+# Called once per delivery pass with every claimed message of its pattern, before their handlers:
+# lets a subscriber answer many messages with one query instead of one each.
+Preparer = Callable[[Sequence[Envelope]], None]
 
 
 def append(
@@ -197,6 +203,7 @@ def deliver_due(
     limit: int = 100,
     max_attempts: int = 10,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    preparers: Mapping[str, Preparer] | None = None,
 ) -> DeliveryReport:
     """Deliver up to ``limit`` due messages. ``handlers`` maps an event type, or a prefix ending in ``*``
     (``"order.*"``), to a handler. Messages nobody subscribes to are marked delivered as they are
@@ -214,6 +221,13 @@ def deliver_due(
         unheard=lambda event_type: not _subscribers(handlers, event_type),
         report=report,
     )
+    for pattern, prepare in (preparers or {}).items():
+        matching = [envelope for envelope, _ in claimed if _matches(pattern, envelope.event_type)]
+        if matching:
+            try:
+                prepare(matching)
+            except Exception:  # an optimisation only: the handlers still answer each message alone
+                log.exception("outbox preparer for %s failed", pattern)
     outcomes: list[tuple[Envelope, int, BaseException | None]] = []
     for envelope, attempts in claimed:
         try:
@@ -359,8 +373,8 @@ def record(
 
 
 def _subscribers(handlers: Mapping[str, Handler], event_type: str) -> list[Handler]:
-    found = []
-    for pattern, handler in handlers.items():
-        if pattern == event_type or (pattern.endswith("*") and event_type.startswith(pattern[:-1])):
-            found.append(handler)
-    return found
+    return [handler for pattern, handler in handlers.items() if _matches(pattern, event_type)]
+
+
+def _matches(pattern: str, event_type: str) -> bool:
+    return pattern == event_type or (pattern.endswith("*") and event_type.startswith(pattern[:-1]))
