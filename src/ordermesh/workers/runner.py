@@ -65,6 +65,13 @@ OUTBOX_PAGE = 500
 OUTBOX_SLICE_SECONDS = 0.5
 
 
+def _count(counter: Counter, **outcomes: int) -> None:
+    """Add each non-zero outcome to ``counter`` under its name."""
+    for name, count in outcomes.items():
+        if count:
+            counter.labels(name).inc(count)
+
+
 class Worker:
     def __init__(self, app: Application, *, name: str = "worker") -> None:
         self.app = app
@@ -107,13 +114,7 @@ class Worker:
         work += jobs.run_due(self.app.uow, self.app.jobs)
         received = inbox.process_due(self.app, limit=200)
         work += received.handled
-        for outcome_name, count in (
-            ("processed", received.processed),
-            ("retried", received.retried),
-            ("dead", received.dead),
-        ):
-            if count:
-                INBOX_DELIVERIES.labels(outcome_name).inc(count)
+        _count(INBOX_DELIVERIES, processed=received.processed, retried=received.retried, dead=received.dead)
         return work + self._deliver_outbox()
 
     def _deliver_outbox(self) -> int:
@@ -129,13 +130,7 @@ class Worker:
                 preparers=self.app.preparers,
             )
             self.stats.messages_delivered += report.delivered
-            for outcome_name, count in (
-                ("delivered", report.delivered),
-                ("retried", report.retried),
-                ("dead", report.dead),
-            ):
-                if count:
-                    OUTBOX_MESSAGES.labels(outcome_name).inc(count)
+            _count(OUTBOX_MESSAGES, delivered=report.delivered, retried=report.retried, dead=report.dead)
             delivered += report.handled
             if report.handled < OUTBOX_PAGE or time.perf_counter() - started > OUTBOX_SLICE_SECONDS:
                 return delivered
