@@ -109,12 +109,13 @@ def poll_connection(app: Application, channel_id: int, *, now: datetime | None =
 # -- reacting to ordermesh's own events ------------------------------------------------------------
 
 
-# Outbox message id -> whether its SKU was sold by a listing when its delivery pass began. A flash
+# (application, outbox message id) -> whether its SKU was sold by a listing when its delivery pass
+# began (ids are per database, and one process may serve several applications, as tests do). A flash
 # sale changes hundreds of levels a second and most SKUs have no listing: one query per pass
 # (find_listed) instead of a read transaction per message, which was 90% of delivery time (profiled).
 # Safe to answer from: the level change committed before its pass began, and a listing mapped
 # after that pushes the level it reads itself.
-_LISTED: dict[int, bool] = {}
+_LISTED: dict[tuple[int, int], bool] = {}
 
 
 def find_listed(app: Application, envelopes: Sequence[Envelope]) -> None:
@@ -127,14 +128,15 @@ def find_listed(app: Application, envelopes: Sequence[Envelope]) -> None:
             tenant_id: channel_stock.skus_with_listings(uow.session, tenant_id, sku_ids)
             for tenant_id, sku_ids in wanted.items()
         }
-    _LISTED.clear()  # what an earlier pass left (a handler that never ran) is not reused
+    for key in [key for key in list(_LISTED) if key[0] == id(app)]:
+        _LISTED.pop(key, None)  # what an earlier pass left (a handler that never ran) is not reused
     for envelope in envelopes:
-        _LISTED[envelope.id] = int(envelope.payload["sku_id"]) in listed[envelope.tenant_id]
+        _LISTED[(id(app), envelope.id)] = int(envelope.payload["sku_id"]) in listed[envelope.tenant_id]
 
 
 def on_level_changed(app: Application, envelope: Envelope) -> None:
     sku_id = int(envelope.payload["sku_id"])
-    listed = _LISTED.pop(envelope.id, None)
+    listed = _LISTED.pop((id(app), envelope.id), None)
     if listed is None:  # not prepared (delivered alone): ask
         with app.read_uow() as uow:
             listed = channel_stock.has_listings(uow.session, envelope.tenant_id, sku_id)

@@ -242,12 +242,12 @@ class GroupCommitter:
                 to_insert.setdefault(key, item)
 
             inserted: dict[OrderKey, int] = {}
-            if to_insert:
-                rows = [_order_row(item, key[1], now) for key, item in to_insert.items()]
+            order_rows = {key: _order_row(item, key[1], now) for key, item in to_insert.items()}
+            if order_rows:
                 for order_id, tenant_id, channel_id, external_id in insert_rows(
                     session,
                     ORDERS,
-                    rows,
+                    list(order_rows.values()),
                     returning=("id", "tenant_id", "channel_id", "external_id"),
                     skip_conflicts_on=("tenant_id", "channel_id", "external_id"),
                 ):
@@ -259,7 +259,7 @@ class GroupCommitter:
 
             views: dict[OrderKey, dict[str, Any]] = {}
             if inserted:
-                views = _write_children(session, to_insert, inserted, channels, sku_ids, components, now)
+                views = _write_children(session, to_insert, order_rows, inserted, channels, sku_ids, components, now)
                 uow.wake_allocator = True
             uow.commit()
 
@@ -349,6 +349,7 @@ def _order_row(item: _Pending, channel_id: int, now: Any) -> dict[str, Any]:
 def _write_children(
     session: Any,
     to_insert: dict[OrderKey, _Pending],
+    order_rows: dict[OrderKey, dict[str, Any]],
     inserted: dict[OrderKey, int],
     channels: dict[tuple[int, str], int],
     sku_ids: dict[tuple[int, str], int],
@@ -366,7 +367,7 @@ def _write_children(
     for key, order_id in inserted.items():
         item = to_insert[key]
         tenant_id = item.caller.tenant_id
-        order = Order(id=order_id, **_order_row(item, key[1], now))
+        order = Order(id=order_id, **order_rows[key])
         orders[key] = order
         for number, line in enumerate(item.new.lines, start=1):
             sku_id = sku_ids[(tenant_id, line.sku)]
