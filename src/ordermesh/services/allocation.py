@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ordermesh.adapters.store.bulk import insert_rows, table_of
+from ordermesh.adapters.store.bulk import any_of, insert_rows, table_of
 from ordermesh.adapters.store.locks import LevelKey, claim_orders_for_allocation
 from ordermesh.adapters.store.tables import (
     Allocation,
@@ -116,18 +116,22 @@ def allocate_batch(uow: UnitOfWork, *, limit: int = 500, auto_release: bool = Fa
         orders = [o for o in claimed if OrderStatus(o.status) in AWAITING_STOCK | IN_FULFILMENT]
         # One statement for the whole claim, not an ORM update per order at the next flush.
         session.execute(
-            update(table_of(Order)).where(Order.id.in_([o.id for o in claimed])).values(needs_allocation=False)
+            update(table_of(Order))
+            .where(any_of(session, Order.id, [o.id for o in claimed]))
+            .values(needs_allocation=False)
         )
         for order in claimed:
             set_committed_value(order, "needs_allocation", False)
         order_ids = [o.id for o in orders]
         lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
-        for line in session.scalars(select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)):
+        for line in session.scalars(
+            select(OrderLine).where(any_of(session, OrderLine.order_id, order_ids)).order_by(OrderLine.id)
+        ):
             lines_by_order[line.order_id].append(line)
         taken: dict[int, int] = defaultdict(int)  # line id -> units reserved or shipped already
         for line_id, quantity, shipped in session.execute(
             select(Allocation.order_line_id, Allocation.quantity, Allocation.shipped_quantity).where(
-                Allocation.order_id.in_(order_ids)
+                any_of(session, Allocation.order_id, order_ids)
             )
         ):
             taken[line_id] += quantity + shipped

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
-from ordermesh.adapters.store.bulk import insert_rows, table_of
+from ordermesh.adapters.store.bulk import any_of, insert_rows, table_of
 from ordermesh.adapters.store.tables import Channel, Order, OrderEvent, OrderLine, Sku, SkuComponent
 from ordermesh.adapters.store.tables_sla_returns import OrderCharges
 from ordermesh.adapters.store.types import utcnow
@@ -187,27 +187,20 @@ class GroupCommitter:
         uow = self._uow()
         with uow:
             session = uow.session
-            channel_keys = {(item.caller.tenant_id, item.new.channel) for item in batch}
-            channels = {
-                (tenant_id, code): channel_id
-                for channel_id, tenant_id, code in session.execute(
-                    select(Channel.id, Channel.tenant_id, Channel.code).where(
-                        tuple_(Channel.tenant_id, Channel.code).in_(sorted(channel_keys))
-                    )
-                )
-            }
-            sku_keys = {(item.caller.tenant_id, line.sku) for item in batch for line in item.new.lines}
-            sku_ids = {
-                (tenant_id, code): sku_id
-                for sku_id, tenant_id, code in session.execute(
-                    select(Sku.id, Sku.tenant_id, Sku.code).where(tuple_(Sku.tenant_id, Sku.code).in_(sorted(sku_keys)))
-                )
-            }
+            # Looked up per tenant by code (a group is nearly always one tenant): a row-value IN
+            # list of (tenant, code) pairs was planned as a scan of the catalogue, 3-8 ms a group.
+            channel_codes: dict[int, set[str]] = defaultdict(set)
+            sku_codes: dict[int, set[str]] = defaultdict(set)
+            for item in batch:
+                channel_codes[item.caller.tenant_id].add(item.new.channel)
+                sku_codes[item.caller.tenant_id].update(line.sku for line in item.new.lines)
+            channels = _ids_by_code(session, Channel, channel_codes)
+            sku_ids = _ids_by_code(session, Sku, sku_codes)
             components: dict[int, dict[str, int]] = defaultdict(dict)
             if sku_ids:
                 for bundle_id, component_id, quantity in session.execute(
                     select(SkuComponent.bundle_sku_id, SkuComponent.component_sku_id, SkuComponent.quantity).where(
-                        SkuComponent.bundle_sku_id.in_(sorted(set(sku_ids.values())))
+                        any_of(session, SkuComponent.bundle_sku_id, sorted(set(sku_ids.values())))
                     )
                 ):
                     components[bundle_id][str(component_id)] = quantity
@@ -312,14 +305,31 @@ def _resolve(items: list[_Pending]) -> None:
             future.set_result(item.result)  # type: ignore[arg-type]
 
 
+def _ids_by_code(session: Any, entity: Any, codes: dict[int, set[str]]) -> dict[tuple[int, str], int]:
+    """(tenant, code) -> id of the ``entity`` rows (channels, SKUs) with those codes."""
+    return {
+        (tenant_id, code): row_id
+        for tenant_id, wanted in sorted(codes.items())
+        for row_id, code in session.execute(
+            select(entity.id, entity.code).where(
+                entity.tenant_id == tenant_id, any_of(session, entity.code, sorted(wanted))
+            )
+        )
+    }
+
+
 def _existing(session: Any, keys: set[OrderKey]) -> dict[OrderKey, int]:
-    if not keys:
-        return {}
+    by_channel: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for tenant_id, channel_id, external_id in sorted(keys):
+        by_channel[(tenant_id, channel_id)].append(external_id)
     return {
         (tenant_id, channel_id, external_id): order_id
-        for order_id, tenant_id, channel_id, external_id in session.execute(
-            select(Order.id, Order.tenant_id, Order.channel_id, Order.external_id).where(
-                tuple_(Order.tenant_id, Order.channel_id, Order.external_id).in_(sorted(keys))
+        for (tenant_id, channel_id), external_ids in by_channel.items()
+        for order_id, external_id in session.execute(
+            select(Order.id, Order.external_id).where(
+                Order.tenant_id == tenant_id,
+                Order.channel_id == channel_id,
+                any_of(session, Order.external_id, external_ids),
             )
         )
     }

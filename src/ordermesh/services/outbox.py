@@ -23,7 +23,7 @@ from sqlalchemy import and_, exists, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from ordermesh.adapters.outbound import PermanentDeliveryError, TransientDeliveryError
-from ordermesh.adapters.store.bulk import insert_rows, table_of
+from ordermesh.adapters.store.bulk import any_of, insert_rows, table_of
 from ordermesh.adapters.store.tables import OutboxMessage
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.services.unit_of_work import UnitOfWork
@@ -290,7 +290,7 @@ def claim(
         if unheard_ids:
             uow.session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(unheard_ids))
+                .where(any_of(uow.session, OutboxMessage.id, unheard_ids))
                 .values(status=DELIVERED, delivered_at=now, attempts=OutboxMessage.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
@@ -308,7 +308,7 @@ def claim(
         if claimed:
             uow.session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_([envelope.id for envelope, _ in claimed]))
+                .where(any_of(uow.session, OutboxMessage.id, [envelope.id for envelope, _ in claimed]))
                 .values(attempts=OutboxMessage.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_seconds))
                 .execution_options(synchronize_session=False)
             )
@@ -334,7 +334,11 @@ def record(
         for attempts, ids in delivered.items():
             result = uow.session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.attempts == attempts, OutboxMessage.status == PENDING)
+                .where(
+                    any_of(uow.session, OutboxMessage.id, ids),
+                    OutboxMessage.attempts == attempts,
+                    OutboxMessage.status == PENDING,
+                )
                 .values(status=DELIVERED, delivered_at=now, last_error=None)
                 .execution_options(synchronize_session=False)
             )

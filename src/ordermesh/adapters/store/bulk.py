@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import ColumnElement, Table, any_, bindparam, insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,15 @@ _PROCESSORS: dict[tuple[str, str], Callable[[Any], Any] | None] = {}
 def table_of(entity: type[Any]) -> Table:
     """The Core table of a mapped class."""
     return cast(Table, entity.__table__)
+
+
+def any_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column`` is one of ``values``. PostgreSQL: ``column = ANY(%(array)s)``, one array
+    parameter, so the statement text is the same for any number of values (psycopg prepares it
+    once) and the planner sees one array, not a list of literals. Elsewhere an ordinary ``IN``."""
+    if session.get_bind().dialect.name != "postgresql":
+        return cast(ColumnElement[bool], column.in_(values))
+    return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(column.type))))
 
 
 def insert_rows(

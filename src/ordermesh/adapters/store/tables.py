@@ -349,14 +349,20 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_feed", "tenant_id", "transaction_id", "id"),
+        # The dispatcher's claim (services/outbox.py): pending rows in id order, and whether an
+        # aggregate has an earlier message not yet delivered. Partial, so neither walks the
+        # delivered history (migration 0008).
         Index(
-            "ix_outbox_pending",
-            "next_attempt_at",
-            "id",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
+            "ix_outbox_due", "id", postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")
         ),
-        Index("ix_outbox_aggregate", "aggregate_type", "aggregate_id", "id"),
+        Index(
+            "ix_outbox_aggregate",
+            "aggregate_type",
+            "aggregate_id",
+            "id",
+            postgresql_where=text("status <> 'delivered'"),
+            sqlite_where=text("status <> 'delivered'"),
+        ),
     )
     id: Mapped[int] = _id()
     tenant_id: Mapped[int] = _tenant()
