@@ -10,7 +10,10 @@ order at 200 connections on this machine: the load generator, not the server, wa
 - hot-sku: every order wants the one SKU that has 5,000 units over 3 locations, at least 500
   concurrent clients; intake first, then the backlog is drained by 1, 2 and 4 worker processes
   (each on a fresh copy of the post-intake database, so every drain starts from the same state);
-- burst: a quiet rate, then 50x that rate for 30 s, then quiet again, workers running.
+- burst: a quiet rate, then 50x that rate for 30 s, then quiet again, workers running;
+- chaos: steady load while API and worker processes are killed with SIGKILL every few seconds and
+  restarted; the audit then checks that nothing acknowledged was lost, nothing was sold twice or
+  stored twice, and every event was still delivered.
 
 Each reports accepted orders/s, allocated orders/s, capture latency p50/p99/p99.9, the drain time,
 oversold units, lost and duplicated orders, 5xx answers, 429 answers and the processes' peak memory.
@@ -37,6 +40,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -195,9 +199,25 @@ def seed(db: Database, *, skus: int, units: Callable[[int], int]) -> str:
                 ],
             )
             uow.commit()
+        analyze(db)
         return created.api_key
     finally:
         app.close()
+
+
+def analyze(db: Database) -> None:
+    """Planner statistics for what ``seed`` just loaded, as autovacuum would have gathered them
+    within a minute in a real deployment. Without them PostgreSQL plans the SKU lookup of every
+    captured group for an empty catalogue (an index scan on the tenant alone, then a filter over
+    all 10,000 SKUs: 5-10 ms a group, measured with auto_explain) and the run measures that."""
+    if db.backend == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(db.name) as connection:
+            connection.execute("ANALYZE")
+        return
+    with psycopg.connect(db.url, autocommit=True) as connection:
+        connection.execute("ANALYZE")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -251,26 +271,32 @@ def env_for(db: Database, extra: dict[str, str]) -> dict[str, str]:
 
 
 def start_servers(db: Database, count: int, extra: dict[str, str]) -> tuple[list[Proc], list[str]]:
-    procs, urls = [], []
-    for index in range(count):
-        port = free_port()
-        args = [str(BIN / "ordermesh"), "serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)]
-        procs.append(Proc(args, env_for(db, extra), f"serve-{index}"))
-        urls.append(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 60
+    ports = [free_port() for _ in range(count)]
+    procs = [start_server(db, port, extra, f"serve-{index}") for index, port in enumerate(ports)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
     for proc, url in zip(procs, urls, strict=True):
-        while True:
-            if proc.process.poll() is not None:
-                raise SystemExit(f"error: {proc.name} exited: {proc.stop()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"error: {proc.name} did not answer /healthz within 60 s")
-            time.sleep(0.1)
+        wait_healthy(proc, url)
     return procs, urls
+
+
+def start_server(db: Database, port: int, extra: dict[str, str], name: str) -> Proc:
+    args = [str(BIN / "ordermesh"), "serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)]
+    return Proc(args, env_for(db, extra), name)
+
+
+def wait_healthy(proc: Proc, url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.process.poll() is not None:
+            raise SystemExit(f"error: {proc.name} exited: {proc.stop()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"error: {proc.name} did not answer /healthz within {timeout:g} s")
+        time.sleep(0.1)
 
 
 def start_workers(db: Database, count: int, extra: dict[str, str]) -> list[Proc]:
@@ -741,6 +767,130 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         db.drop()
 
 
+class Chaos(threading.Thread):
+    """Every ``interval`` seconds (jittered), ``kill -9`` one of the API and worker processes, chosen
+    at random, and start a new one in its place a moment later (an API process on the same port, so
+    its clients' retries find it). Nothing graceful: no shutdown hooks, open transactions cut."""
+
+    def __init__(
+        self,
+        db: Database,
+        servers: list[Proc],
+        urls: list[str],
+        workers: list[Proc],
+        env: tuple[dict[str, str], dict[str, str]],
+        interval: float,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.db, self.servers, self.urls, self.workers, self.env = db, servers, urls, workers, env
+        self.interval, self.rng, self.halt = interval, random.Random(5), threading.Event()
+        self.kills: Counter[str] = Counter()
+        self.log: list[tuple[float, str]] = []
+        self.started = time.monotonic()
+
+    def run(self) -> None:
+        while not self.halt.wait(self.interval * self.rng.uniform(0.5, 1.5)):
+            slots = [("serve", i) for i in range(len(self.servers))] + [("worker", i) for i in range(len(self.workers))]
+            kind, index = self.rng.choice(slots)
+            victim = (self.servers if kind == "serve" else self.workers)[index]
+            os.kill(victim.process.pid, signal.SIGKILL)
+            victim.process.wait()
+            self.kills[kind] += 1
+            self.log.append((round(time.monotonic() - self.started, 2), f"kill -9 {victim.name}"))
+            time.sleep(self.rng.uniform(0.2, 1.0))  # down for a moment: clients meet refused connections
+            if kind == "serve":
+                port = int(self.urls[index].rsplit(":", 1)[1])
+                replacement = start_server(self.db, port, self.env[0], victim.name)
+                self.servers[index] = replacement
+                wait_healthy(replacement, self.urls[index])
+            else:
+                self.workers[index] = Proc(
+                    [str(BIN / "ordermesh"), "worker"], env_for(self.db, self.env[1]), victim.name
+                )
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join()
+
+
+def outbox_pending(db: Database) -> int:
+    return int(db.scalar("SELECT count(*) FROM outbox WHERE status = 'pending'") or 0)
+
+
+def wait_outbox_delivered(db: Database, timeout: float) -> float | None:
+    """Seconds until no outbox message is pending, or None if some still were after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if outbox_pending(db) == 0:
+            return round(time.monotonic() - started, 2)
+        time.sleep(0.5)
+    return None
+
+
+def run_chaos(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    """Steady load (Zipf over 10,000 SKUs of 30 units each, so the popular ones sell out and the
+    allocator must refuse units it no longer has) while API and worker processes are killed with
+    SIGKILL and restarted. Every acknowledged order must be stored once, no unit sold twice, the
+    ledger must still sum to the levels, and every event must still be delivered."""
+    orders, rate = args.chaos_orders, args.chaos_rate
+    db = new_database(backend)
+    try:
+        skus = [f"S{i:05d}" for i in range(10_000)]
+        api_key = seed(db, skus=len(skus), units=lambda _: 30)
+        servers, urls = start_servers(db, args.servers, server_env(args))
+        workers = start_workers(db, max(args.workers, 2), worker_env(args))
+        chaos = Chaos(db, servers, urls, workers, (server_env(args), worker_env(args)), args.chaos_interval)
+        started = time.monotonic()
+        chaos.start()
+        try:
+            load = asyncio.run(
+                drive(
+                    urls,
+                    api_key,
+                    payload_stream("chaos", 4, skus),
+                    orders,
+                    concurrency=args.concurrency,
+                    schedule=lambda number: number / rate,
+                    label=f"chaos {rate:g}/s, kill -9",
+                )
+            )
+        finally:
+            chaos.stop()
+        drained, _ = wait_drained(db, 0, "chaos: draining")
+        total_seconds = time.monotonic() - started
+        # A killed worker's leased messages wait out their lease (outbox.DEFAULT_LEASE_SECONDS).
+        pending_at_drain = outbox_pending(db)
+        delivered_after = wait_outbox_delivered(db, timeout=args.chaos_outbox_timeout)
+        stuck = int(
+            db.scalar(
+                "SELECT count(*) FROM orders WHERE status = 'pending' AND NOT needs_allocation AND hold_reason IS NULL"
+            )
+            or 0
+        )
+        dead = int(db.scalar("SELECT count(*) FROM outbox WHERE status = 'dead'") or 0)
+        peaks = stop_all(chaos.servers + chaos.workers)
+        return summary(load, "chaos", orders) | {
+            "backend": backend,
+            "servers": args.servers,
+            "workers": len(workers),
+            "offered_rate": rate,
+            "kill_interval_seconds": args.chaos_interval,
+            "kills": dict(chaos.kills),
+            "kill_log": chaos.log,
+            "drain_after_intake_seconds": round(drained, 2),
+            "allocated_per_second": round(len(load.accepted) / total_seconds, 1),
+            "outbox_pending_when_drained": pending_at_drain,
+            "outbox_delivered_seconds_after_drain": delivered_after,
+            "outbox_dead": dead,
+            "orders_stuck_pending": stuck,
+            "peak_rss_mb": peaks,
+            "audit": audit(db, load.accepted),
+            "timeline": {"accepted": load.timeline},
+        }
+    finally:
+        db.drop()
+
+
 def server_env(args: argparse.Namespace) -> dict[str, str]:
     return {"ORDERMESH_DB_POOL_SIZE": str(args.pool_size), **dict(item.split("=", 1) for item in args.env)}
 
@@ -907,6 +1057,25 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {d['worker_cpu_ms_per_order']}, {d.get('postgres_cpu_ms_per_order', '-')} "
                 f"| {d['audit']['oversold_units']} |"
             )
+    chaos = [r for r in results["scenarios"] if r["scenario"] == "chaos"]
+    if chaos:
+        rows += [
+            "",
+            "| backend | chaos: kill -9 | kills: API, worker | retried connections | acknowledged | lost / dup "
+            "| oversold | ledger mismatches | orders left pending | events pending when drained "
+            "| every event delivered |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in chaos:
+            after = r["outbox_delivered_seconds_after_drain"]
+            rows.append(
+                f"| {r['backend']} | every ~{r['kill_interval_seconds']:g} s at {r['offered_rate']:g} orders/s "
+                f"| {r['kills'].get('serve', 0)}, {r['kills'].get('worker', 0)} | {r['transport_errors']:,} "
+                f"| {r['accepted']:,} | {r['audit']['lost']} / {r['audit']['duplicated']} "
+                f"| {r['audit']['oversold_units']} | {r['audit']['ledger_mismatched_levels']} "
+                f"| {r['orders_stuck_pending']} | {r['outbox_pending_when_drained']:,} "
+                f"| {'no' if after is None else f'{after} s after the drain'} |"
+            )
     activity = [
         (f"{r['backend']} hot-sku intake", r["database_per_order"])
         for r in results["scenarios"]
@@ -969,7 +1138,7 @@ def ratios(results: dict[str, Any]) -> dict[str, tuple[float, float, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="steady,hot-sku,burst")
+    parser.add_argument("--scenarios", default="steady,hot-sku,burst,chaos")
     parser.add_argument("--backend", default="postgresql", help="postgresql, sqlite or postgresql,sqlite")
     parser.add_argument("--orders", type=int, default=None, help="orders per scenario (default 20,000 as the issue)")
     parser.add_argument("--servers", type=int, default=2, help="ordermesh serve --no-workers processes")
@@ -982,6 +1151,12 @@ def main() -> None:
     parser.add_argument("--burst-quiet-rate", type=float, default=10.0, help="orders/s before and after the burst")
     parser.add_argument("--burst-lead", type=float, default=10.0, help="quiet seconds before the burst")
     parser.add_argument("--burst-tail", type=float, default=10.0, help="quiet seconds after the burst")
+    parser.add_argument("--chaos-orders", type=int, default=10_000, help="orders offered in chaos")
+    parser.add_argument("--chaos-rate", type=float, default=300.0, help="orders/s offered in chaos")
+    parser.add_argument("--chaos-interval", type=float, default=5.0, help="mean seconds between kills in chaos")
+    parser.add_argument(
+        "--chaos-outbox-timeout", type=float, default=200.0, help="most seconds to wait for every event to be delivered"
+    )
     parser.add_argument("--pgbench-seconds", type=int, default=10)
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the ordermesh processes"
@@ -990,13 +1165,16 @@ def main() -> None:
     args = parser.parse_args()
     args.scaling = [int(n) for n in args.scaling.split(",") if n]
     scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = set(scenarios) - {"steady", "hot-sku", "burst"}
+    runners = {"steady": run_steady, "hot-sku": run_hot, "burst": run_burst, "chaos": run_chaos}
+    unknown = set(scenarios) - set(runners)
     if unknown:
-        raise SystemExit(f"error: unknown scenario(s): {', '.join(sorted(unknown))} (steady, hot-sku, burst)")
+        raise SystemExit(f"error: unknown scenario(s): {', '.join(sorted(unknown))} ({', '.join(runners)})")
     if any("=" not in item for item in args.env):
         raise SystemExit("error: --env takes NAME=VALUE")
     if args.orders is not None and args.orders < 1:
         raise SystemExit("error: --orders must be positive")
+    if args.chaos_orders < 1 or args.chaos_rate <= 0 or args.chaos_interval <= 0:
+        raise SystemExit("error: --chaos-orders, --chaos-rate and --chaos-interval must be positive")
 
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -1006,7 +1184,6 @@ def main() -> None:
         "command": " ".join(["python bench/flash.py", *sys.argv[1:]]),
         "scenarios": [],
     }
-    runners = {"steady": run_steady, "hot-sku": run_hot, "burst": run_burst}
     RESULTS.mkdir(exist_ok=True)
     day = f"{datetime.now(UTC):%Y-%m-%d}"
     for backend in args.backend.split(","):
@@ -1038,6 +1215,9 @@ def main() -> None:
             ("duplicated orders", r["audit"]["duplicated"]),
             ("5xx answers", r["http_5xx"]),
             ("refused orders", r["refused_4xx"]),
+            ("levels whose ledger does not sum to them", r["audit"]["ledger_mismatched_levels"]),
+            ("orders left pending", r.get("orders_stuck_pending", 0)),
+            ("events never delivered", r.get("outbox_delivered_seconds_after_drain", 0) is None),
         )
         if bad
     ]
