@@ -768,8 +768,8 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
 
 
 class Chaos(threading.Thread):
-    """Every ``interval`` seconds (jittered), ``kill -9`` one of the API and worker processes, chosen
-    at random, and start a new one in its place a moment later (an API process on the same port, so
+    """Every ``interval`` seconds (jittered), ``kill -9`` an API process or a worker process (in turn,
+    which one at random), and start a new one in its place a moment later (an API process on the same port, so
     its clients' retries find it). Nothing graceful: no shutdown hooks, open transactions cut."""
 
     def __init__(
@@ -790,8 +790,9 @@ class Chaos(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.wait(self.interval * self.rng.uniform(0.5, 1.5)):
-            slots = [("serve", i) for i in range(len(self.servers))] + [("worker", i) for i in range(len(self.workers))]
-            kind, index = self.rng.choice(slots)
+            # API and worker processes in turn, which one of its kind at random.
+            kind = "serve" if sum(self.kills.values()) % 2 == 0 else "worker"
+            index = self.rng.randrange(len(self.servers) if kind == "serve" else len(self.workers))
             victim = (self.servers if kind == "serve" else self.workers)[index]
             os.kill(victim.process.pid, signal.SIGKILL)
             victim.process.wait()
@@ -825,6 +826,23 @@ def wait_outbox_delivered(db: Database, timeout: float) -> float | None:
             return round(time.monotonic() - started, 2)
         time.sleep(0.5)
     return None
+
+
+def event_lag(db: Database) -> dict[str, float]:
+    """How long delivered events waited in the outbox (created -> delivered), ms: p50, p99, max.
+    A killed worker's claimed messages wait out their lease. PostgreSQL only."""
+    if db.backend != "postgresql":
+        return {}
+    with psycopg.connect(db.url) as connection:
+        row = connection.execute(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY lag), max(lag)"
+            " FROM (SELECT extract(epoch FROM delivered_at - created_at) * 1000 AS lag FROM outbox"
+            " WHERE status = 'delivered' AND attempts > 0) AS delivered"
+        ).fetchone()
+    if row is None or row[1] is None:
+        return {}
+    (p50, p99), worst = row
+    return {"p50_ms": round(p50, 1), "p99_ms": round(p99, 1), "max_ms": round(float(worst), 1)}
 
 
 def run_chaos(args: argparse.Namespace, backend: str) -> dict[str, Any]:
@@ -883,6 +901,7 @@ def run_chaos(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "outbox_delivered_seconds_after_drain": delivered_after,
             "outbox_dead": dead,
             "orders_stuck_pending": stuck,
+            "event_lag": event_lag(db),
             "peak_rss_mb": peaks,
             "audit": audit(db, load.accepted),
             "timeline": {"accepted": load.timeline},
@@ -1063,8 +1082,8 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "| backend | chaos: kill -9 | kills: API, worker | retried connections | acknowledged | lost / dup "
             "| oversold | ledger mismatches | orders left pending | events pending when drained "
-            "| every event delivered |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| every event delivered | event delivery lag p50 / p99 / max |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for r in chaos:
             after = r["outbox_delivered_seconds_after_drain"]
@@ -1074,7 +1093,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {r['accepted']:,} | {r['audit']['lost']} / {r['audit']['duplicated']} "
                 f"| {r['audit']['oversold_units']} | {r['audit']['ledger_mismatched_levels']} "
                 f"| {r['orders_stuck_pending']} | {r['outbox_pending_when_drained']:,} "
-                f"| {'no' if after is None else f'{after} s after the drain'} |"
+                f"| {'no' if after is None else f'{after} s after the drain'} "
+                f"| {' / '.join(str(r['event_lag'].get(k, '-')) for k in ('p50_ms', 'p99_ms', 'max_ms'))} ms |"
             )
     activity = [
         (f"{r['backend']} hot-sku intake", r["database_per_order"])
@@ -1153,7 +1173,7 @@ def main() -> None:
     parser.add_argument("--burst-tail", type=float, default=10.0, help="quiet seconds after the burst")
     parser.add_argument("--chaos-orders", type=int, default=10_000, help="orders offered in chaos")
     parser.add_argument("--chaos-rate", type=float, default=300.0, help="orders/s offered in chaos")
-    parser.add_argument("--chaos-interval", type=float, default=5.0, help="mean seconds between kills in chaos")
+    parser.add_argument("--chaos-interval", type=float, default=3.0, help="mean seconds between kills in chaos")
     parser.add_argument(
         "--chaos-outbox-timeout", type=float, default=200.0, help="most seconds to wait for every event to be delivered"
     )

@@ -186,6 +186,28 @@ def test_a_dispatcher_that_dies_mid_delivery_leaves_the_message_to_be_offered_ag
     assert message(app, message_id)["attempts"] == 2
 
 
+def test_a_dispatcher_renews_the_lease_of_a_slow_page_so_nobody_else_is_offered_it(
+    app: Application, caller: Caller, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease is short (a killed dispatcher's messages come back soon), so a dispatcher working
+    through a slow page renews it, for the messages it has handled but not yet recorded as well: a
+    second dispatcher claiming meanwhile gets none of them, and each is delivered once."""
+    monkeypatch.setattr(outbox, "monotonic", lambda: clock.now.timestamp())
+    ids = [append(app, caller, f"listing:{n}", "channel.stock_push") for n in range(3)]
+    stolen: list[int] = []
+
+    def slow(envelope: Envelope) -> None:
+        clock.advance(outbox.DEFAULT_LEASE_SECONDS / 2)  # three of these outlast one lease
+        rival = outbox.claim(app.uow(), limit=10, lease_seconds=outbox.DEFAULT_LEASE_SECONDS)
+        stolen.extend(envelope.id for envelope, _ in rival)
+
+    report = outbox.deliver_due(app.uow, {"channel.*": slow}, limit=10)
+
+    assert stolen == []
+    assert report.delivered == 3
+    assert [message(app, n)["status"] for n in ids] == ["delivered"] * 3
+
+
 def test_no_transaction_is_open_while_a_handler_runs(app: Application, caller: Caller, clock: Clock) -> None:
     """A slow destination must not hold database locks: during the handler, another writer can update
     the very row being delivered."""

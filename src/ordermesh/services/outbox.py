@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from time import monotonic
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, exists, select, text, update
@@ -44,7 +45,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 MAX_BACKOFF_SECONDS = 300
-DEFAULT_LEASE_SECONDS = 120.0  # a handler that takes longer than this may see its message offered twice
+# How long a claimed message is a dispatcher's alone. The dispatcher renews the lease of the messages
+# it has not handled yet every third of it, so a page of slow deliveries keeps its lease while one
+# that was killed gives its messages back within this time (120 s before the renewals: a killed
+# worker held a page of channel stock pushes, and every later message of their listings, that long).
+# A single handler that blocks for more than two thirds of it may see its message offered twice
+# (handlers are idempotent: at least once); outbound HTTP calls time out after 10 s.
+DEFAULT_LEASE_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +236,12 @@ def deliver_due(
             except Exception:  # an optimisation only: the handlers still answer each message alone
                 log.exception("outbox preparer for %s failed", pattern)
     outcomes: list[tuple[Envelope, int, BaseException | None]] = []
+    renewed = monotonic()
     for envelope, attempts in claimed:
+        if monotonic() - renewed > lease_seconds / 3:
+            # All of the page: the ones handled already are ours until their outcomes are recorded.
+            renew(new_uow(), claimed, lease_seconds=lease_seconds)
+            renewed = monotonic()
         try:
             for handler in _subscribers(handlers, envelope.event_type):
                 handler(envelope)
@@ -314,6 +326,27 @@ def claim(
             )
         uow.commit()
     return claimed
+
+
+def renew(uow: UnitOfWork, claimed: Sequence[tuple[Envelope, int]], *, lease_seconds: float) -> None:
+    """Extend the lease on ``claimed`` messages still ours (same attempt number, still pending)."""
+    until = utcnow() + timedelta(seconds=lease_seconds)
+    by_attempts: dict[int, list[int]] = {}
+    for envelope, attempts in claimed:
+        by_attempts.setdefault(attempts, []).append(envelope.id)
+    with uow:
+        for attempts, ids in by_attempts.items():
+            uow.session.execute(
+                update(OutboxMessage)
+                .where(
+                    any_of(uow.session, OutboxMessage.id, ids),
+                    OutboxMessage.attempts == attempts,
+                    OutboxMessage.status == PENDING,
+                )
+                .values(next_attempt_at=until)
+                .execution_options(synchronize_session=False)
+            )
+        uow.commit()
 
 
 def record(
