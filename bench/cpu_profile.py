@@ -100,7 +100,7 @@ def _spy(directory: Path | None, procs: dict[str, flash.Proc]) -> dict[str, subp
         name: subprocess.Popen(
             [
                 *(str(PY_SPY), "record", "--pid", str(proc.process.pid), "--output", str(directory / f"{name}.txt")),
-                *("--format", "raw", "--rate", "100", "--nonblocking", "--gil"),
+                *("--format", "raw", "--rate", "400", "--nonblocking", "--gil"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from typing import Annotated, Any
@@ -43,7 +44,26 @@ def caller_of(app: Application, authorization: str | None) -> Caller:
 async def get_caller(app: AppDep, authorization: Annotated[str | None, Header()] = None) -> Caller:
     key = _bearer_key(authorization)
     cached = _cached(key)
-    return cached if cached is not None else await run_in_threadpool(_authenticate, app, key)
+    if cached is not None:
+        return cached
+    # One lookup per key at a time: when the entry expires (or at start) under load, hundreds of
+    # requests with the same key miss together, and each ran its own query (2% of the API's CPU in
+    # a hot-SKU profile). The first looks it up; the others wait for its answer, success or error.
+    flight = (asyncio.get_running_loop(), tenants.hash_key(key))
+    lookup = _lookups.get(flight)
+    if lookup is None:
+        lookup = _lookups[flight] = asyncio.ensure_future(run_in_threadpool(_authenticate, app, key))
+        lookup.add_done_callback(lambda done: _landed(flight, done))
+    return await asyncio.shield(lookup)  # a caller that goes away does not cancel the others' lookup
+
+
+_lookups: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Caller]] = {}
+
+
+def _landed(flight: tuple[asyncio.AbstractEventLoop, str], lookup: asyncio.Future[Caller]) -> None:
+    _lookups.pop(flight, None)
+    if not lookup.cancelled():
+        lookup.exception()  # seen here, so an error whose waiters all left is not reported as lost
 
 
 def _bearer_key(authorization: str | None) -> str:
