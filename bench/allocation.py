@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from ordermesh.adapters.store import migrate
 from ordermesh.adapters.store.tables import Channel, InventoryLevel, InventoryMovement, Location, Order, OrderLine, Sku
@@ -130,9 +130,6 @@ def bench_drain(backend: str, scenario: str, orders: int, batch: int) -> dict[st
             )
             uow.commit()
         _insert_backlog(app, caller, sku_ids, orders, scenario)
-        with app.uow() as uow:  # planner statistics, as autovacuum would have gathered them by now
-            uow.session.execute(text("ANALYZE"))
-            uow.commit()
         started = time.perf_counter()
         processed = 0
         with Progress(console=console, transient=True) as progress:
