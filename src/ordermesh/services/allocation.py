@@ -169,7 +169,8 @@ def _allocate_for_tenant(
     assigned = assigned_today(session, [loc for loc in locations if loc.active], now)
     sales = daily_sales(session, tenant_id, wanted_skus, now)
     quotes = carrier_quotes.cached_for(session, tenant_id, orders, now)  # cached: no carrier is called here
-    new_allocations: list[Allocation] = []
+    # Rows, not ORM objects, unless the order is released in this transaction (then flushed as objects).
+    new_allocations: list[dict[str, object]] = []
     # Written with one multi-row statement per batch (no ORM objects): nothing in this transaction
     # reads them back, and they are the largest rows a decision writes.
     decision_rows: list[dict[str, object]] = []
@@ -239,16 +240,18 @@ def _allocate_for_tenant(
                 ledger.apply(key, level_of(levels[key]).reserve(units), reference=f"order:{order.id}")
                 stock[key] -= units
             taken[line.id] += assignment.quantity
-            allocation = Allocation(
-                tenant_id=tenant_id,
-                order_id=order.id,
-                order_line_id=line.id,
-                location_id=assignment.node_id,
-                quantity=assignment.quantity,
-                shipped_quantity=0,
-                created_at=now,
+            new_allocations.append(
+                {
+                    "tenant_id": tenant_id,
+                    "order_id": order.id,
+                    "order_line_id": line.id,
+                    "location_id": assignment.node_id,
+                    "quantity": assignment.quantity,
+                    "shipped_quantity": 0,
+                    "shipment_id": None,
+                    "created_at": now,
+                }
             )
-            new_allocations.append(allocation)
             placed.append(
                 {
                     "line_number": line.line_number,
@@ -275,7 +278,7 @@ def _allocate_for_tenant(
             )
         if in_fulfilment:
             # Already at its nodes: what was found now goes to its node at once, as a new shipment.
-            session.add_all(new_allocations)
+            session.add_all([Allocation(**row) for row in new_allocations])
             new_allocations.clear()
             session.flush()
             if placed:
@@ -287,27 +290,10 @@ def _allocate_for_tenant(
         order_history.transition(session, order, target, ACTOR, reason=decision.explanation, data=routing)
         outcome.by_status[order.status] += 1
         if auto_release and target is OrderStatus.ALLOCATED:
-            session.add_all(new_allocations)
+            session.add_all([Allocation(**row) for row in new_allocations])
             new_allocations.clear()
             session.flush()
             release_allocated(session, order, ACTOR)
     insert_rows(session, table_of(RoutingDecisionRecord), decision_rows)
-    if new_allocations:
-        insert_rows(
-            session,
-            table_of(Allocation),
-            [
-                {
-                    "tenant_id": a.tenant_id,
-                    "order_id": a.order_id,
-                    "order_line_id": a.order_line_id,
-                    "location_id": a.location_id,
-                    "quantity": a.quantity,
-                    "shipped_quantity": a.shipped_quantity,
-                    "shipment_id": None,
-                    "created_at": a.created_at,
-                }
-                for a in new_allocations
-            ],
-        )
+    insert_rows(session, table_of(Allocation), new_allocations)
     ledger.finish()

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ordermesh.adapters.store.bulk import insert_rows, table_of
+from ordermesh.adapters.store.bulk import detached_row, insert_rows, table_of
 from ordermesh.adapters.store.tables import Order, OrderEvent
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.domain.lifecycle import OrderStatus, ensure_transition
@@ -27,21 +27,23 @@ def record(
     to_status: str | None = None,
 ) -> OrderEvent:
     now = utcnow()
-    event = OrderEvent(
-        tenant_id=order.tenant_id,
-        order_id=order.id,
-        type=event_type,
-        from_status=from_status,
-        to_status=to_status,
-        actor=actor,
-        reason=reason,
-        data=data or {},
-        created_at=now,
-    )
-    deferred: list[OrderEvent] | None = session.info.get(_DEFERRED)
+    row = {
+        "tenant_id": order.tenant_id,
+        "order_id": order.id,
+        "type": event_type,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor,
+        "reason": reason,
+        "data": data or {},
+        "created_at": now,
+    }
+    deferred: list[dict[str, Any]] | None = session.info.get(_DEFERRED)
     if deferred is not None:
-        deferred.append(event)  # written by ``deferred_writes``, without an id until then
+        deferred.append(row)  # written by ``deferred_writes``
+        event = detached_row(OrderEvent, id=None, **row)  # no id until then
     else:
+        event = OrderEvent(**row)
         session.add(event)
     outbox.append(
         session,
@@ -64,7 +66,6 @@ def record(
 
 
 _DEFERRED = "order_history.deferred"
-_EVENT_COLUMNS = ("tenant_id", "order_id", "type", "from_status", "to_status", "actor", "reason", "data", "created_at")
 
 
 @contextmanager
@@ -74,7 +75,7 @@ def deferred_writes(session: Session) -> Iterator[None]:
     per row, in the order they were recorded. For transactions that record hundreds of events
     (batch allocation); nothing inside may read order events or the outbox back. On an error the
     rows are dropped with the transaction they belonged to."""
-    events: list[OrderEvent] = session.info.setdefault(_DEFERRED, [])
+    events: list[dict[str, Any]] = session.info.setdefault(_DEFERRED, [])
     outbox.defer(session)
     try:
         yield
@@ -83,11 +84,7 @@ def deferred_writes(session: Session) -> Iterator[None]:
         outbox.discard_deferred(session)
         raise
     session.info.pop(_DEFERRED, None)
-    insert_rows(
-        session,
-        table_of(OrderEvent),
-        [{column: getattr(event, column) for column in _EVENT_COLUMNS} for event in events],
-    )
+    insert_rows(session, table_of(OrderEvent), events)
     outbox.write_deferred(session)
 
 
