@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from ordermesh.adapters.store.bulk import insert_rows, table_of
+from ordermesh.adapters.store.bulk import any_of, insert_rows, table_of
 from ordermesh.adapters.store.tables import Channel, Order
 from ordermesh.bootstrap import Application
 from ordermesh.services import tenants
@@ -75,3 +75,23 @@ def test_rows_read_back_as_written_and_repeats_are_skipped(app: Application) -> 
 def test_nothing_to_write_is_no_statement(app: Application) -> None:
     with app.uow() as uow:
         assert insert_rows(uow.session, table_of(Order), [], returning=("id",)) == []
+
+
+def test_any_of_selects_exactly_the_values_given_however_many(app: Application) -> None:
+    tenant_id = tenants.create_tenant(app.uow(), "any-of").tenant_id
+    with app.uow() as uow:
+        channel_id = uow.session.scalar(select(Channel.id).where(Channel.tenant_id == tenant_id))
+        insert_rows(uow.session, table_of(Order), [order_row(tenant_id, channel_id, f"A{n}") for n in range(30)])
+        uow.commit()
+    with app.read_uow() as uow:
+
+        def matching(external_ids: list[str]) -> list[str]:
+            query = select(Order.external_id).where(
+                Order.tenant_id == tenant_id, any_of(uow.session, Order.external_id, external_ids)
+            )
+            return sorted(uow.session.scalars(query))
+
+        assert matching([]) == []
+        assert matching(["A3"]) == ["A3"]
+        assert matching(["A1", "A2", "nope", "A29"]) == ["A1", "A2", "A29"]
+        assert len(matching([f"A{n}" for n in range(100)])) == 30
