@@ -369,11 +369,15 @@ def order_payload(rng: random.Random, external_id: str, skus: list[str], weights
 
 
 async def post_until_answered(
-    client: aiohttp.ClientSession, url: str, payload: dict[str, Any], load: Load, deadline: float
+    client: aiohttp.ClientSession, urls: list[str], first: int, payload: dict[str, Any], load: Load, deadline: float
 ) -> None:
-    """POST one order; on 429 (or a dropped connection) wait as told and send it again."""
+    """POST one order to ``urls[first]``; on 429 wait as told and send it again; on a dropped or
+    refused connection send it again to the next API process, as a client behind a load balancer
+    would (the process may have died: the chaos scenario kills them)."""
     body = json.dumps(payload).encode()
+    target = first
     while time.monotonic() < deadline:
+        url = urls[target % len(urls)]
         started = time.perf_counter()
         try:
             async with client.post(f"{url}/v1/orders", data=body) as response:
@@ -382,7 +386,8 @@ async def post_until_answered(
                 answer = await response.text()
         except (TimeoutError, aiohttp.ClientError):
             load.transport_errors += 1
-            await asyncio.sleep(0.5)
+            target += 1
+            await asyncio.sleep(0.1 if len(urls) > 1 else 0.5)
             continue
         load.latencies.append(time.perf_counter() - started)
         load.statuses[status] += 1
@@ -442,7 +447,7 @@ async def drive(
                 async def client_loop(number: int) -> None:
                     for _ in counter:
                         payload = next(payloads)
-                        await post_until_answered(client, urls[number % len(urls)], payload, load, deadline)
+                        await post_until_answered(client, urls, number, payload, load, deadline)
 
                 await asyncio.gather(*(client_loop(n) for n in range(concurrency)))
             else:
@@ -450,7 +455,7 @@ async def drive(
 
                 async def one(number: int, payload: dict[str, Any]) -> None:
                     async with gate:
-                        await post_until_answered(client, urls[number % len(urls)], payload, load, deadline)
+                        await post_until_answered(client, urls, number, payload, load, deadline)
 
                 tasks = []
                 for number in range(total):
@@ -807,6 +812,7 @@ class Chaos(threading.Thread):
         self.started = time.monotonic()
 
     def run(self) -> None:
+        self.started = time.monotonic()
         while not self.halt.wait(self.interval * self.rng.uniform(0.5, 1.5)):
             # API and worker processes in turn, which one of its kind at random.
             kind = "serve" if sum(self.kills.values()) % 2 == 0 else "worker"
@@ -1045,6 +1051,10 @@ def chart(result: dict[str, Any], path: Path) -> bool:
     if "accepted" in timelines:
         xs, ys = zip(*timelines["accepted"], strict=True) if timelines["accepted"] else ((), ())
         axis.plot(xs, ys, label="accepted (cumulative)")
+    for at, _ in result.get("kill_log", []):
+        axis.axvline(at, color="red", alpha=0.3, linewidth=1)
+    if result.get("kill_log"):
+        axis.plot([], [], color="red", alpha=0.3, label="kill -9 of an API or worker process")
     for drain in result.get("drains", []):
         if drain["timeline"]:
             xs, ys = zip(*drain["timeline"], strict=True)
@@ -1077,7 +1087,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {r['audit']['lost']} / {r['audit']['duplicated']} | {r['http_5xx']} | {r['http_429']} "
             f"| {max(r['peak_rss_mb'].values(), default=0):.0f} MB "
             f"| {r.get('server_cpu_ms_per_order', '-')}, {r.get('worker_cpu_ms_per_order', '-')}, "
-            f"{r.get('postgres_cpu_ms_per_order', '-')}, {r.get('client_cpu_ms_per_order', '-')} |"
+            f"{_postgres_cpu(r['backend'], r)}, {r.get('client_cpu_ms_per_order', '-')} |"
         )
     drains = [(r["backend"], d) for r in results["scenarios"] for d in r.get("drains", [])]
     if drains:
@@ -1091,7 +1101,7 @@ def markdown(results: dict[str, Any]) -> str:
             rows.append(
                 f"| {backend} | {d['workers']} worker process(es) | {d['orders']:,} | {d['seconds']} "
                 f"| {d['allocated_per_second']:,} "
-                f"| {d['worker_cpu_ms_per_order']}, {d.get('postgres_cpu_ms_per_order', '-')} "
+                f"| {d['worker_cpu_ms_per_order']}, {_postgres_cpu(backend, d)} "
                 f"| {d['audit']['oversold_units']} |"
             )
     chaos = [r for r in results["scenarios"] if r["scenario"] == "chaos"]
@@ -1139,6 +1149,11 @@ def markdown(results: dict[str, Any]) -> str:
         for name, (ours, theirs, ratio) in ratios.items():
             rows.append(f"| {name} | {ours:,} | {theirs:,} | {ratio} |")
     return "\n".join(rows) + "\n"
+
+
+def _postgres_cpu(backend: str, figures: dict[str, Any]) -> Any:
+    """PostgreSQL's CPU per order, or "-" where it took no part (a SQLite run)."""
+    return figures.get("postgres_cpu_ms_per_order", "-") if backend == "postgresql" else "-"
 
 
 def ratios(results: dict[str, Any]) -> dict[str, tuple[float, float, str]]:
