@@ -14,6 +14,7 @@ from sqlalchemy import text
 from ordermesh import __version__
 from ordermesh.api import backpressure, errors
 from ordermesh.api.deps import caller_of
+from ordermesh.api.fast_capture import FastCapture
 from ordermesh.api.middleware import Measure, RefuseNul
 from ordermesh.api.routes import aftersales, carriers, catalog, channels, events, inventory, orders, routing
 from ordermesh.bootstrap import Application, bootstrap
@@ -71,7 +72,9 @@ def create_app(application: Application | None = None, *, run_workers: bool = Tr
         return JSONResponse(jsonable_encoder(body), status_code=200, headers={"Idempotent-Replayed": "true"})
 
     # Plain ASGI middleware (Starlette's BaseHTTPMiddleware costs a task group and memory streams
-    # per request, measurable in the flash-sale profile). Outermost last: measure -> limit -> NUL.
+    # per request, measurable in the flash-sale profile). Outermost last: measure -> limit -> NUL
+    # -> the order capture fast path.
+    app.add_middleware(FastCapture, api=app)
     app.add_middleware(RefuseNul)
     backpressure.install(app, max_pending_writes=application.settings.max_pending_writes)
     app.add_middleware(Measure)

@@ -16,6 +16,7 @@ from ordermesh.api.deps import (
     idempotency_key_of,
     write_uow,
 )
+from ordermesh.api.fast_capture import new_order_of
 from ordermesh.api.schemas import (
     AwareDatetime,
     CancelRequestBody,
@@ -30,7 +31,7 @@ from ordermesh.bootstrap import Application
 from ordermesh.domain.access import Permission
 from ordermesh.domain.lifecycle import ShipmentStatus
 from ordermesh.services import fulfilment, order_views, orders
-from ordermesh.services.orders import CancelLine, CancelReason, CancelRequest, NewLine, NewOrder
+from ordermesh.services.orders import CancelLine, CancelReason, CancelRequest
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 
@@ -45,22 +46,12 @@ router = APIRouter(prefix="/v1", tags=["orders"])
 async def create_order(body: OrderCreate, request: Request, response: Response) -> Any:
     """Capture an order. Repeating it (same channel and external_id, or same Idempotency-Key) answers
     200 with the order already stored and creates nothing."""
-    # The flash-sale hot path: async, and no dependencies to resolve (see deps.authorize).
+    # The common case is answered before FastAPI routes the request (api/fast_capture.py); this
+    # route answers every other case. Async, with no dependencies to resolve (see deps.authorize).
     app: Application = request.app.state.ordermesh
     caller = await authorize(request, Permission.WRITE_ORDERS)
     key = await idempotency_key_of(request)
-    new = NewOrder(
-        channel=body.channel,
-        external_id=body.external_id,
-        currency=body.currency,
-        lines=[NewLine(line.sku, line.quantity, line.unit_price) for line in body.lines],
-        shipping_address=body.shipping_address.model_dump(exclude_none=True),
-        placed_at=body.placed_at,
-        ship_by=body.ship_by,
-        tags=body.tags,
-        discount=body.discount,
-        shipping_fee=body.shipping_fee,
-    )
+    new = new_order_of(body)
     # A grouped capture awaits its group's commit without holding a worker thread.
     if key is None and app.settings.group_commit:
         captured = await app.intake.capture_async(caller, new)  # shares a transaction with concurrent captures
