@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 
 from ordermesh.api.deps import authorize
+from ordermesh.api.middleware import read_body, replaying
 from ordermesh.api.schemas import OrderCreate, OrderPublic
 from ordermesh.domain.access import Permission
 from ordermesh.domain.errors import OrdermeshError
@@ -72,10 +73,10 @@ class FastCapture:
         if not application.settings.group_commit or "idempotency-key" in headers or content_type != "application/json":
             await self.app(scope, receive, send)
             return
-        body = await _body(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client went away
-        replayed = _replay(body, receive)
+        replayed = replaying(body, receive)
         try:
             caller = await authorize(Request(scope, replayed), Permission.WRITE_ORDERS)
             order = OrderCreate.model_validate_json(body)
@@ -115,28 +116,3 @@ class FastCapture:
                 None,
             )
         return self._route
-
-
-async def _body(receive: Any) -> bytes | None:
-    chunks, more = [], True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Any) -> Any:
-    """A ``receive`` that yields ``body`` once, then whatever the client sends next (a disconnect)."""
-    sent = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

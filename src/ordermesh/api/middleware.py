@@ -34,25 +34,11 @@ class RefuseNul:
         raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
         refused = b"%00" in raw or b"\x00" in raw
         if scope["method"] in BODY_METHODS and not refused:
-            chunks, more = [], True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":  # the client went away
-                    return
-                chunks.append(message.get("body", b""))
-                more = message.get("more_body", False)
-            body = b"".join(chunks)
+            body = await read_body(receive)
+            if body is None:  # the client went away
+                return
             refused = b"\x00" in body or b"\\u0000" in body
-            replayed = False
-
-            async def replay() -> dict[str, Any]:
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            receive = replay
+            receive = replaying(body, receive)
         if refused:
             response = errors.problem(
                 422,
@@ -91,3 +77,29 @@ class Measure:
             path = getattr(scope.get("route"), "path", "unmatched")
             LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
             REQUESTS.labels(scope["method"], path, str(status)).inc()
+
+
+async def read_body(receive: Any) -> bytes | None:
+    """The whole request body, or None if the client went away first."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that yields ``body`` (already read) once, then whatever the client sends next."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
