@@ -45,10 +45,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 MAX_BACKOFF_SECONDS = 300
-# How long a claimed message is a dispatcher's alone. The dispatcher renews the lease of the messages
-# it has not handled yet every third of it, so a page of slow deliveries keeps its lease while one
-# that was killed gives its messages back within this time (120 s before the renewals: a killed
-# worker held a page of channel stock pushes, and every later message of their listings, that long).
+# How long a claimed message is a dispatcher's alone. The dispatcher renews the lease of its whole
+# page (a handled message stays its own until the outcome is recorded) every third of it, so a page
+# of slow deliveries keeps its lease while one that was killed gives its messages back within this
+# time (120 s before the renewals: a killed worker held a page of channel stock pushes, and every
+# later message of their listings, that long).
 # A single handler that blocks for more than two thirds of it may see its message offered twice
 # (handlers are idempotent: at least once); outbound HTTP calls time out after 10 s.
 DEFAULT_LEASE_SECONDS = 30.0
