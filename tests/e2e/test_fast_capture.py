@@ -58,15 +58,27 @@ def test_a_valid_capture_does_not_go_through_the_route(stocked: Api, monkeypatch
     assert stocked.order(response.json()["id"])["external_id"] == "fast-2"
 
 
-def test_everything_but_a_new_valid_order_is_answered_by_the_route(stocked: Api) -> None:
+def test_repeats_and_invalid_bodies_are_answered_by_the_route(stocked: Api) -> None:
     first = stocked.post("/v1/orders", json=order_body("again-1"))
     assert first.status_code == 201
     repeat = stocked.post("/v1/orders", json=order_body("again-1"))
     assert repeat.status_code == 200
     assert repeat.json()["id"] == first.json()["id"]
 
-    assert_problem(stocked.post("/v1/orders", json=order_body(lines=[("NOPE", 1)])), 422, "unknown_sku")
     assert_problem(stocked.post("/v1/orders", json=order_body(currency="VNDX")), 422, "validation_failed")
     malformed = stocked.post("/v1/orders", content=b'{"external_id": ', headers={"Content-Type": "application/json"})
     assert_problem(malformed, 400, "malformed_json")
+
+
+def test_refusals_get_the_applications_own_answer_without_capturing_twice(
+    stocked: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown SKU or key is answered by the handler the route's error would reach, not by
+    handing the request to the route (which would capture it a second time)."""
+
+    def route_reached(*_: Any) -> Any:
+        raise AssertionError("the route was called")
+
+    monkeypatch.setattr(order_routes, "new_order_of", route_reached)
+    assert_problem(stocked.post("/v1/orders", json=order_body(lines=[("NOPE", 1)])), 422, "unknown_sku")
     assert_problem(stocked.as_key("om_unknown").post("/v1/orders", json=order_body()), 401, "unauthenticated")

@@ -6,11 +6,13 @@ else to the route untouched (the body replayed), so each error keeps its one can
 
 - it takes a request only when it is ``POST /v1/orders`` with a JSON body, no ``Idempotency-Key``
   and group commit on;
-- the caller must be allowed to write orders and the body must validate (``OrderCreate``, parsed
-  by pydantic from the raw bytes); otherwise the route answers (401, 403, 400, 422, ...);
-- the order is captured through the group committer as the route does; a capture that fails, or
-  finds the order stored already (the 200 answer), is handed to the route, which does it again and
-  answers (capture is idempotent by channel and external id, so nothing is written twice);
+- the body must validate (``OrderCreate``, parsed by pydantic from the raw bytes); otherwise the
+  route answers (400, 422);
+- the caller is authorized and the order captured through the group committer as the route does;
+  an error on the way (401, 403, an unknown SKU, a busy pool's 429, ...) is answered by the
+  application's own exception handler for it, the one the route's error would reach; an order
+  found stored already (the 200 answer) is handed to the route, which answers with it (capture is
+  idempotent by channel and external id, so nothing is written twice);
 - the 201 answer is the route's: the view validated as ``OrderPublic`` and serialized by pydantic
   the way FastAPI does it (by alias), with the same ``Location`` header.
 
@@ -22,6 +24,7 @@ third of the process's CPU per captured order.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from fastapi import FastAPI
@@ -34,7 +37,6 @@ from ordermesh.api.deps import authorize
 from ordermesh.api.middleware import read_body, replaying
 from ordermesh.api.schemas import OrderCreate, OrderPublic
 from ordermesh.domain.access import Permission
-from ordermesh.domain.errors import OrdermeshError
 from ordermesh.services.orders import NewLine, NewOrder
 
 PATH = "/v1/orders"
@@ -78,19 +80,23 @@ class FastCapture:
             return  # the client went away
         replayed = replaying(body, receive)
         try:
-            caller = await authorize(Request(scope, replayed), Permission.WRITE_ORDERS)
             order = OrderCreate.model_validate_json(body)
-        except (OrdermeshError, ValidationError):
-            await self.app(scope, replayed, send)
-            return
-        try:
-            captured = await application.intake.capture_async(caller, new_order_of(order))
-        except Exception:
-            captured = None
-        if captured is None or captured.view is None:
+        except ValidationError:  # the route words validation errors (and malformed JSON) its own way
             await self.app(scope, replayed, send)
             return
         scope["route"] = self.route()  # what the metrics middleware labels the request with
+        request = Request(scope, replayed)
+        try:
+            caller = await authorize(request, Permission.WRITE_ORDERS)
+            captured = await application.intake.capture_async(caller, new_order_of(order))
+        except Exception as error:
+            # Answered by the application's own handler for it, as the route's would be: handing it to
+            # the route would capture again, and under overload (a pool timeout) wait twice for its 429.
+            await self.answer(error, request, scope, replayed, send)
+            return
+        if captured.view is None:  # stored before: the route answers 200 with the stored order
+            await self.app(scope, replayed, send)
+            return
         content = _PUBLIC.dump_json(_PUBLIC.validate_python(captured.view), by_alias=True)
         await send(
             {
@@ -104,6 +110,16 @@ class FastCapture:
             }
         )
         await send({"type": "http.response.body", "body": content})
+
+    async def answer(self, error: Exception, request: Request, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        handlers = self.api.exception_handlers
+        handler = next((handlers[kind] for kind in type(error).__mro__ if kind in handlers), None)
+        if handler is None:
+            raise error
+        response = handler(request, error)  # Starlette allows plain functions as handlers too
+        if inspect.isawaitable(response):
+            response = await response
+        await response(scope, receive, send)
 
     def route(self) -> BaseRoute | None:
         if self._route is None:
