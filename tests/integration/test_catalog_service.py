@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from ordermesh.adapters.store.tables import Location, Sku, SkuComponent
 from ordermesh.bootstrap import Application
@@ -69,6 +69,29 @@ def test_upsert_updates_existing_skus_in_place_and_replaces_bundle_components(ap
     assert ids_after == ids_before
     assert catalogue(app, caller.tenant_id)["skus"] == [("A", "Green apple", 150), ("B", "Banana", 0), ("K", "Kit", 0)]
     assert catalogue(app, caller.tenant_id)["components"] == [("K", "A", 3)]
+
+
+def test_a_large_reimport_replaces_every_bundle_with_a_few_statements(app: Application, caller: Caller) -> None:
+    plain = [SkuInput(f"P{i:04d}", f"Part {i}") for i in range(2_600)]
+    catalog.upsert_skus(
+        app.uow(), caller, [*plain, *(SkuInput(f"K{i:04d}", "Kit", 0, {f"P{i:04d}": 1}) for i in range(2_500))]
+    )
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(app.engine, "before_cursor_execute", seen)
+    try:
+        kits = [SkuInput(f"K{i:04d}", "Kit", 0, {f"P{i + 1:04d}": 2}) for i in range(2_500)]
+        catalog.upsert_skus(app.uow(), caller, [*plain, *kits])
+    finally:
+        event.remove(app.engine, "before_cursor_execute", seen)
+
+    components = catalogue(app, caller.tenant_id)["components"]
+    assert components == [(f"K{i:04d}", f"P{i + 1:04d}", 2) for i in range(2_500)]
+    # One DELETE per 1,000 rewritten bundles, not one per SKU (each of those also searched the session).
+    assert sum(statement.lstrip().upper().startswith("DELETE") for statement in statements) == 3
 
 
 @pytest.mark.parametrize(

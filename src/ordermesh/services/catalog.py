@@ -142,9 +142,18 @@ def upsert_skus(
                 progress(500)
         session.flush()
         by_code = {**existing, **rows}
+        # Rewritten bundles lose their old components in one statement per 1,000, not one per SKU:
+        # each ORM delete also searched every object in the session (quadratic; a 10,000-SKU
+        # import spent most of its time there).
+        redefined_bundles = sorted(rows[code].id for code in rows if rows[code].id in bundle_ids)
+        for start in range(0, len(redefined_bundles), 1000):
+            session.execute(
+                delete(SkuComponent)
+                .where(SkuComponent.bundle_sku_id.in_(redefined_bundles[start : start + 1000]))
+                .execution_options(synchronize_session=False)
+            )
         for item in items:
             bundle = rows[item.code]
-            session.execute(delete(SkuComponent).where(SkuComponent.bundle_sku_id == bundle.id))
             for component, quantity in item.components.items():
                 session.add(
                     SkuComponent(
