@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     max_pending_writes: int = Field(
         default=256, ge=1, description="Write requests one server process holds at once; more are answered 429."
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry spans and metrics for an OpenTelemetry SDK you configure. "
+        "Off: /metrics (Prometheus) is the built-in export, and the check ran on every request.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s) sealing channel and carrier credentials at rest; the first of a comma list seals.",
