@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=("hot-sku", "steady"), default="hot-sku")
     parser.add_argument("--orders", type=int, default=3000)
-    parser.add_argument("--servers", type=int, default=2)
+    parser.add_argument("--servers", type=int, default=None, help="default: as bench/flash.py (1 steady, 2 hot-sku)")
     parser.add_argument("--workers", type=int, default=None, help="default: 0 for hot-sku, 1 for steady")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--rate", type=float, default=0, help="orders/s offered (0: closed loop)")
@@ -53,17 +53,19 @@ def main() -> None:
         else:
             skus = [f"S{i:05d}" for i in range(10_000)]
             api_key = flash.seed(db, skus=len(skus), units=lambda _: 30)
-        servers, urls = flash.start_servers(db, args.servers, {"ORDERMESH_DB_POOL_SIZE": "10"})
+        count = args.servers if args.servers is not None else flash.SERVERS[args.scenario]
+        servers, urls = flash.start_servers(db, count, {"ORDERMESH_DB_POOL_SIZE": "10"})
         worker_procs = flash.start_workers(db, workers, {"ORDERMESH_DB_POOL_SIZE": "4"})
+        flash.settle(worker_procs)
         spies = _spy(args.py_spy, {"api": servers[0], **({"worker": worker_procs[0]} if worker_procs else {})})
+        orders = flash.orders_for(args.scenario, 1, skus, args.orders)
         shared, started = flash.SharedCpu(), time.monotonic()
         rate = args.rate
         load = asyncio.run(
             flash.drive(
                 urls,
                 api_key,
-                flash.payload_stream(args.scenario, 1, skus),
-                args.orders,
+                orders,
                 concurrency=args.concurrency,
                 schedule=(lambda number: number / rate) if rate else None,
                 label=args.scenario,

@@ -47,6 +47,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,17 @@ import httpx
 import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, func, insert, select, text
 
 from ordermesh.adapters.store import migrate
-from ordermesh.adapters.store.tables import InventoryLevel, InventoryMovement, Location, Sku
+from ordermesh.adapters.store.tables import (
+    InventoryLevel,
+    InventoryMovement,
+    Location,
+    Order,
+    RoutingDecisionRecord,
+    Sku,
+)
 from ordermesh.bootstrap import bootstrap
 from ordermesh.config import Settings, normalize_database_url
 from ordermesh.services import catalog, tenants
@@ -71,6 +79,13 @@ BIN = Path(sys.executable).parent
 LOCATIONS = (("HCM", 10.8, 106.7), ("HAN", 21.0, 105.8), ("DAD", 16.0, 108.2))
 HOT_UNITS = 5000
 PROVINCES = ("Ho Chi Minh", "Ha Noi", "Da Nang", "Hai Phong", "Can Tho")
+# API processes per scenario unless --servers says otherwise. On 2 cores one API process serves the
+# mixed steady load best: its group commits hold twice the orders of two processes' (a group costs
+# about the same whatever it holds), and it leaves the worker and PostgreSQL a core. Measured at
+# 450 orders/s offered: API 2.2 -> 1.5 ms CPU per order, PostgreSQL 1.22 -> 1.07, capture p99
+# 150 -> 62 ms (bench/cpu_profile.py --scenario steady, --servers 2 vs 1). The hot-SKU intake is
+# the API's alone (no worker runs) and takes both cores; chaos needs two to fail over between.
+SERVERS = {"steady": 1, "burst": 1, "hot-sku": 2, "chaos": 2}
 PG_MAX_CLIENTS = 90  # max_connections is 100 on the bench machine; pgbench needs a connection per client
 
 
@@ -254,6 +269,11 @@ class Proc:
         self.process = subprocess.Popen(
             args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
+        self.baseline = 0.0  # CPU seconds not to count (the process's start: imports, connecting)
+
+    def mark(self) -> None:
+        """Count CPU from now on: what it costs to start a process is not a cost per order."""
+        self.baseline = self.cpu_seconds()
 
     def peak_rss_mb(self) -> float:
         """VmHWM: the most resident memory the process ever had."""
@@ -294,6 +314,7 @@ def start_servers(db: Database, count: int, extra: dict[str, str]) -> tuple[list
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     for proc, url in zip(procs, urls, strict=True):
         wait_healthy(proc, url)
+        proc.mark()
     return procs, urls
 
 
@@ -322,7 +343,25 @@ def start_workers(db: Database, count: int, extra: dict[str, str]) -> list[Proc]
 
 
 def cpu_of(procs: list[Proc]) -> float:
-    return round(sum(proc.cpu_seconds() for proc in procs), 2)
+    """CPU seconds the processes used since each was marked (since it started, if never marked)."""
+    return round(sum(proc.cpu_seconds() - proc.baseline for proc in procs), 2)
+
+
+def settle(procs: list[Proc], timeout: float = 60) -> None:
+    """Wait until each process has started and gone idle (its CPU stops growing: an idle worker
+    only polls), then mark it."""
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        last = -1.0
+        while time.monotonic() < deadline:
+            if proc.process.poll() is not None:
+                raise SystemExit(f"error: {proc.name} exited: {proc.stop()}")
+            now = proc.cpu_seconds()
+            if now == last:
+                break
+            last = now
+            time.sleep(0.3)
+        proc.mark()
 
 
 def stop_all(procs: list[Proc]) -> dict[str, float]:
@@ -349,8 +388,14 @@ class Load:
     seconds: float = 0.0
 
 
-def order_payload(rng: random.Random, external_id: str, skus: list[str], weights: list[float] | None) -> dict[str, Any]:
-    picks = [skus[0]] if weights is None else list(dict.fromkeys(rng.choices(skus, weights, k=rng.randint(1, 5))))
+def order_payload(
+    rng: random.Random, external_id: str, skus: list[str], cum_weights: list[float] | None
+) -> dict[str, Any]:
+    picks = (
+        [skus[0]]
+        if cum_weights is None
+        else list(dict.fromkeys(rng.choices(skus, cum_weights=cum_weights, k=rng.randint(1, 5))))
+    )
     lat, lon = 10 + rng.random() * 11, 105 + rng.random() * 3
     return {
         "channel": "direct",
@@ -369,12 +414,12 @@ def order_payload(rng: random.Random, external_id: str, skus: list[str], weights
 
 
 async def post_until_answered(
-    client: aiohttp.ClientSession, urls: list[str], first: int, payload: dict[str, Any], load: Load, deadline: float
+    client: aiohttp.ClientSession, urls: list[str], first: int, order: tuple[str, bytes], load: Load, deadline: float
 ) -> None:
     """POST one order to ``urls[first]``; on 429 wait as told and send it again; on a dropped or
     refused connection send it again to the next API process, as a client behind a load balancer
     would (the process may have died: the chaos scenario kills them)."""
-    body = json.dumps(payload).encode()
+    external_id, body = order
     target = first
     while time.monotonic() < deadline:
         url = urls[target % len(urls)]
@@ -392,22 +437,21 @@ async def post_until_answered(
         load.latencies.append(time.perf_counter() - started)
         load.statuses[status] += 1
         if status in (200, 201):
-            load.accepted.add(payload["external_id"])
+            load.accepted.add(external_id)
             return
         if status == 429 or status >= 500:
             await asyncio.sleep(float(retry_after) * random.uniform(0.5, 1.5))
             continue
         load.refused += 1
         if load.refused <= 3:
-            console.print(f"[red]order {payload['external_id']} refused: {status} {answer[:200]}")
+            console.print(f"[red]order {external_id} refused: {status} {answer[:200]}")
         return
 
 
 async def drive(
     urls: list[str],
     api_key: str,
-    payloads: Iterator[dict[str, Any]],
-    total: int,
+    orders: list[tuple[str, bytes]],
     *,
     concurrency: int,
     schedule: Callable[[int], float] | None = None,
@@ -416,6 +460,7 @@ async def drive(
     """Closed loop (``concurrency`` clients each posting the next order as soon as the last was
     answered) or, with ``schedule`` (order number -> seconds after start), open loop at that pace."""
     load = Load()
+    total = len(orders)
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
     headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
     deadline = time.monotonic() + 3600
@@ -442,27 +487,26 @@ async def drive(
 
             sampler = asyncio.create_task(sample())
             if schedule is None:
-                counter = iter(range(total))
+                queue = iter(orders)
 
                 async def client_loop(number: int) -> None:
-                    for _ in counter:
-                        payload = next(payloads)
-                        await post_until_answered(client, urls, number, payload, load, deadline)
+                    for order in queue:
+                        await post_until_answered(client, urls, number, order, load, deadline)
 
                 await asyncio.gather(*(client_loop(n) for n in range(concurrency)))
             else:
                 gate = asyncio.Semaphore(concurrency)
 
-                async def one(number: int, payload: dict[str, Any]) -> None:
+                async def one(number: int, order: tuple[str, bytes]) -> None:
                     async with gate:
-                        await post_until_answered(client, urls, number, payload, load, deadline)
+                        await post_until_answered(client, urls, number, order, load, deadline)
 
                 tasks = []
-                for number in range(total):
+                for number, order in enumerate(orders):
                     delay = started + schedule(number) - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(one(number, next(payloads))))
+                    tasks.append(asyncio.create_task(one(number, order)))
                 await asyncio.gather(*tasks)
             load.seconds = time.monotonic() - started
             sampler.cancel()
@@ -529,21 +573,55 @@ def backlog(db: Database) -> int:
     return int(db.scalar("SELECT count(*) FROM orders WHERE needs_allocation") or 0)
 
 
-def wait_drained(db: Database, total: int, label: str, timeout: float = 1800) -> tuple[float, list[tuple[float, int]]]:
+def wait_drained(
+    db: Database,
+    total: int,
+    label: str,
+    timeout: float = 1800,
+    on_first_progress: Callable[[], None] | None = None,
+) -> tuple[float, list[tuple[float, int]]]:
+    """Poll the backlog every 0.2 s until it is empty: (seconds, [(seconds, orders done)]).
+    ``on_first_progress`` runs once, when the first allocation batch has committed."""
     started = time.monotonic()
-    timeline = []
+    timeline: list[tuple[float, int]] = []
     with Progress(
         TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task(label, total=total)
         while time.monotonic() - started < timeout:
             left = backlog(db)
+            if on_first_progress is not None and left < total:
+                on_first_progress()
+                on_first_progress = None
             timeline.append((time.monotonic() - started, total - left))
             progress.update(task, completed=total - left)
             if left == 0:
                 break
             time.sleep(0.2)
     return time.monotonic() - started, timeline
+
+
+def allocation_lag(db: Database) -> dict[str, float]:
+    """How long orders waited for allocation: from the capture's commit group to the allocation
+    batch that decided the order (the first routing decision), p50 / p99 / max in ms. While the
+    workers keep pace with intake this stays flat; a backlog shows as a growing p99 and max."""
+    engine = create_engine(normalize_database_url(db.url))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(Order.created_at, func.min(RoutingDecisionRecord.created_at))
+                .join(RoutingDecisionRecord, RoutingDecisionRecord.order_id == Order.id)
+                .group_by(Order.id, Order.created_at)
+            ).all()
+    finally:
+        engine.dispose()
+    lags = [(decided - captured).total_seconds() for captured, decided in rows]
+    return {
+        "orders": len(lags),
+        "p50_ms": quantile_ms(lags, 0.5),
+        "p99_ms": quantile_ms(lags, 0.99),
+        "max_ms": round(max(lags, default=0.0) * 1000, 1),
+    }
 
 
 def audit(db: Database, accepted: set[str]) -> dict[str, int]:
@@ -590,10 +668,20 @@ def audit(db: Database, accepted: set[str]) -> dict[str, int]:
 # Scenarios
 
 
-def payload_stream(scenario: str, seed_: int, skus: list[str]) -> Iterator[dict[str, Any]]:
+def orders_for(scenario: str, seed_: int, skus: list[str], total: int) -> list[tuple[str, bytes]]:
+    """``total`` orders as (external id, JSON body), encoded before any clock starts: the load
+    generator shares the cores it measures."""
+    return [
+        (payload["external_id"], json.dumps(payload).encode())
+        for payload in islice(payloads(scenario, seed_, skus), total)
+    ]
+
+
+def payloads(scenario: str, seed_: int, skus: list[str]) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed_)
     run = uuid.uuid4().hex[:6]
-    weights = None if scenario == "hot-sku" else [1 / (rank + 1) for rank in range(len(skus))]
+    # Cumulative once, not per order (random.choices with weights= sums 10,000 of them every call).
+    weights = None if scenario == "hot-sku" else list(accumulate(1 / (rank + 1) for rank in range(len(skus))))
     number = 0
     while True:
         yield order_payload(rng, f"{scenario}-{run}-{number:07d}", skus, weights)
@@ -624,19 +712,20 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     try:
         skus = [f"S{i:05d}" for i in range(10_000)]
         api_key = seed(db, skus=len(skus), units=lambda _: 30)
-        procs, urls = start_servers(db, args.servers, server_env(args))
+        servers = servers_for(args, "steady")
+        procs, urls = start_servers(db, servers, server_env(args))
         workers = start_workers(db, args.workers, worker_env(args))
+        settle(workers)
         procs += workers
+        rate, orders_list = args.steady_rate, orders_for("steady", 1, skus, orders)
         started, shared = time.monotonic(), SharedCpu()
-        rate = args.steady_rate
         # Open loop at the target rate (latency is then the service's, not the queue a closed loop of
         # N clients builds for itself); --steady-rate 0 for a closed loop of --concurrency clients.
         load = asyncio.run(
             drive(
                 urls,
                 api_key,
-                payload_stream("steady", 1, skus),
-                orders,
+                orders_list,
                 concurrency=args.concurrency,
                 schedule=(lambda number: number / rate) if rate else None,
                 label=f"steady {rate:g}/s" if rate else "steady",
@@ -644,17 +733,18 @@ def run_steady(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         )
         drained, allocation_timeline = wait_drained(db, 0, "steady: draining")
         total_seconds = time.monotonic() - started
-        server_cpu, worker_cpu = cpu_of(procs[: args.servers]), cpu_of(workers)
+        server_cpu, worker_cpu = cpu_of(procs[:servers]), cpu_of(workers)
         shared_cpu = shared.per_order(len(load.accepted))
         peaks = stop_all(procs)
         return summary(load, "steady", orders) | {
             "backend": backend,
-            "servers": args.servers,
+            "servers": servers,
             "workers": args.workers,
             "concurrency": args.concurrency,
             "offered_rate": rate or None,
             "drain_after_intake_seconds": round(drained, 2),
             "allocated_per_second": round(len(load.accepted) / total_seconds, 1),
+            "allocation_lag": allocation_lag(db),
             "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
             "worker_cpu_ms_per_order": per_order_ms(worker_cpu, len(load.accepted)),
             **shared_cpu,
@@ -674,17 +764,17 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     try:
         per_location = [HOT_UNITS // 3 + (1 if i < HOT_UNITS % 3 else 0) for i in range(3)]
         api_key = seed(db, skus=1, units=lambda i: per_location[i])
-        procs, urls = start_servers(db, args.servers, server_env(args))
+        servers = servers_for(args, "hot-sku")
+        procs, urls = start_servers(db, servers, server_env(args))
+        orders_list = orders_for("hot-sku", 2, ["HOT"], orders)
         shared, activity = SharedCpu(), db.activity()
-        load = asyncio.run(
-            drive(urls, api_key, payload_stream("hot-sku", 2, ["HOT"]), orders, concurrency=concurrency, label="hot")
-        )
+        load = asyncio.run(drive(urls, api_key, orders_list, concurrency=concurrency, label="hot"))
         server_cpu, shared_cpu = cpu_of(procs), shared.per_order(len(load.accepted))
         peaks = stop_all(procs)
         intake_activity = per_order_activity(activity, db.activity(), len(load.accepted))
         result = summary(load, "hot-sku", orders) | {
             "backend": backend,
-            "servers": args.servers,
+            "servers": servers,
             "concurrency": concurrency,
             "server_cpu_ms_per_order": per_order_ms(server_cpu, len(load.accepted)),
             **shared_cpu,
@@ -697,9 +787,23 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             copy = db.clone()
             clones.append(copy)
             activity = copy.activity()
-            workers, shared = start_workers(copy, count, worker_env(args)), SharedCpu()
-            seconds, timeline = wait_drained(copy, pending, f"hot: drain, {count} worker(s)")
-            worker_cpu, drain_postgres = cpu_of(workers), shared.per_order(pending)["postgres_cpu_ms_per_order"]
+            workers = start_workers(copy, count, worker_env(args))
+            # Measured from the first committed batch: until then the workers are starting (Python
+            # imports, connections), 1-3 s on 2 cores, which says nothing about draining.
+            first: list[SharedCpu] = []
+
+            def started_draining(workers: list[Proc] = workers, first: list[SharedCpu] = first) -> None:
+                for worker in workers:
+                    worker.mark()
+                first.append(SharedCpu())
+
+            seconds, timeline = wait_drained(
+                copy, pending, f"hot: drain, {count} worker(s)", on_first_progress=started_draining
+            )
+            start_at, done_at_start = next(((t, done) for t, done in timeline if done > 0), (0.0, 0))
+            drained = pending - done_at_start
+            worker_cpu = cpu_of(workers)
+            drain_postgres = first[0].per_order(drained)["postgres_cpu_ms_per_order"] if first else 0.0
             worker_peaks = stop_all(workers)
             # Includes the drain's own polling (a count query every 0.2 s), a few commits in all.
             drain_activity = per_order_activity(activity, copy.activity(), pending)
@@ -709,8 +813,9 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                     "workers": count,
                     "orders": pending,
                     "seconds": round(seconds, 2),
-                    "allocated_per_second": round(pending / seconds, 1) if seconds else 0,
-                    "worker_cpu_ms_per_order": per_order_ms(worker_cpu, pending),
+                    "starting_seconds": round(start_at, 2),
+                    "allocated_per_second": round(drained / (seconds - start_at), 1) if seconds > start_at else 0,
+                    "worker_cpu_ms_per_order": per_order_ms(worker_cpu, drained),
                     "postgres_cpu_ms_per_order": drain_postgres,
                     "database_per_order": drain_activity,
                     "peak_rss_mb": worker_peaks,
@@ -750,16 +855,18 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     try:
         skus = [f"S{i:05d}" for i in range(10_000)]
         api_key = seed(db, skus=len(skus), units=lambda _: 30)
-        procs, urls = start_servers(db, args.servers, server_env(args))
+        servers = servers_for(args, "burst")
+        procs, urls = start_servers(db, servers, server_env(args))
         workers = start_workers(db, args.workers, worker_env(args))
+        settle(workers)
         procs += workers
+        orders_list = orders_for("burst", 3, skus, total)
         started, shared = time.monotonic(), SharedCpu()
         load = asyncio.run(
             drive(
                 urls,
                 api_key,
-                payload_stream("burst", 3, skus),
-                total,
+                orders_list,
                 concurrency=max(args.concurrency, 1000),
                 schedule=schedule,
                 label=f"burst {quiet:g}/s -> {peak:g}/s",
@@ -767,12 +874,13 @@ def run_burst(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         )
         wait_drained(db, 0, "burst: draining")
         drained_at = time.monotonic() - started
-        server_cpu, worker_cpu = cpu_of(procs[: args.servers]), cpu_of(workers)
+        server_cpu, worker_cpu = cpu_of(procs[:servers]), cpu_of(workers)
         shared_cpu = shared.per_order(len(load.accepted))
         peaks = stop_all(procs)
         return summary(load, "burst", total) | {
             "backend": backend,
-            "servers": args.servers,
+            "servers": servers,
+            "allocation_lag": allocation_lag(db),
             "workers": args.workers,
             "quiet_rate": quiet,
             "burst_rate": peak,
@@ -879,7 +987,7 @@ def run_chaos(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     try:
         skus = [f"S{i:05d}" for i in range(10_000)]
         api_key = seed(db, skus=len(skus), units=lambda _: 30)
-        servers, urls = start_servers(db, args.servers, server_env(args))
+        servers, urls = start_servers(db, servers_for(args, "chaos"), server_env(args))
         workers = start_workers(db, max(args.workers, 2), worker_env(args))
         chaos = Chaos(db, servers, urls, workers, (server_env(args), worker_env(args)), args.chaos_interval)
         started = time.monotonic()
@@ -889,8 +997,7 @@ def run_chaos(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                 drive(
                     urls,
                     api_key,
-                    payload_stream("chaos", 4, skus),
-                    orders,
+                    orders_for("chaos", 4, skus, orders),
                     concurrency=args.concurrency,
                     schedule=lambda number: number / rate,
                     label=f"chaos {rate:g}/s, kill -9",
@@ -913,7 +1020,7 @@ def run_chaos(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         peaks = stop_all(chaos.servers + chaos.workers)
         return summary(load, "chaos", orders) | {
             "backend": backend,
-            "servers": args.servers,
+            "servers": len(servers),
             "workers": len(workers),
             "offered_rate": rate,
             "kill_interval_seconds": args.chaos_interval,
@@ -932,6 +1039,10 @@ def run_chaos(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         }
     finally:
         db.drop()
+
+
+def servers_for(args: argparse.Namespace, scenario: str) -> int:
+    return int(args.servers) if args.servers is not None else SERVERS[scenario]
 
 
 def server_env(args: argparse.Namespace) -> dict[str, str]:
@@ -995,7 +1106,7 @@ def run_naive(args: argparse.Namespace, orders: int, concurrency: int) -> dict[s
         urls = []
         env = {**os.environ, "NAIVE_DATABASE_URL": db.url, "NAIVE_STOCK": ",".join(map(str, per_location))}
         subprocess.run([sys.executable, str(Path(__file__).parent / "naive.py"), "--init"], env=env, check=True)
-        for index in range(args.servers):
+        for index in range(servers_for(args, "hot-sku")):
             port = free_port()
             procs.append(
                 Proc(
@@ -1016,7 +1127,7 @@ def run_naive(args: argparse.Namespace, orders: int, concurrency: int) -> dict[s
                 except httpx.TransportError:
                     time.sleep(0.1)
         load = asyncio.run(
-            drive(urls, "naive", payload_stream("hot-sku", 2, ["HOT"]), orders, concurrency=concurrency, label="naive")
+            drive(urls, "naive", orders_for("hot-sku", 2, ["HOT"], orders), concurrency=concurrency, label="naive")
         )
         peaks = stop_all(procs)
         procs = []
@@ -1074,14 +1185,16 @@ def markdown(results: dict[str, Any]) -> str:
         f"Machine: {results['machine']}; load average before {results['load_average_before']}; "
         f"date {results['date']}; command `{results['command']}`",
         "",
-        "| backend | scenario | orders | accepted/s | allocated/s | capture p50 / p99 / p99.9 | drain | "
-        "oversold | lost / dup | 5xx | 429 | peak RSS | CPU ms/order: API, workers, PostgreSQL, load generator |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "| backend | scenario | processes: API, workers | orders | accepted/s | allocated/s "
+        "| capture p50 / p99 / p99.9 | drain | oversold | lost / dup | 5xx | 429 | peak RSS "
+        "| CPU ms/order: API, workers, PostgreSQL, load generator |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results["scenarios"]:
         drain = r.get("drained_seconds_after_burst", r.get("drain_after_intake_seconds"))
         rows.append(
-            f"| {r['backend']} | {r['scenario']} | {r['accepted']:,} | {r['accepted_per_second']:,} "
+            f"| {r['backend']} | {r['scenario']} | {r['servers']}, {_workers(r)} | {r['accepted']:,} "
+            f"| {r['accepted_per_second']:,} "
             f"| {r['allocated_per_second']:,} | {r['capture_p50_ms']} / {r['capture_p99_ms']} / "
             f"{r['capture_p999_ms']} ms | {drain} s | {r['audit']['oversold_units']} "
             f"| {r['audit']['lost']} / {r['audit']['duplicated']} | {r['http_5xx']} | {r['http_429']} "
@@ -1093,17 +1206,30 @@ def markdown(results: dict[str, Any]) -> str:
     if drains:
         rows += [
             "",
-            "| backend | hot-SKU backlog drain | orders | seconds | orders/s | CPU ms/order: workers, PostgreSQL "
-            "| oversold |",
+            "| backend | hot-SKU backlog drain | orders | seconds (of which starting) | orders/s once started "
+            "| CPU ms/order: workers, PostgreSQL | oversold |",
             "|---|---|---:|---:|---:|---:|---:|",
         ]
         for backend, d in drains:
             rows.append(
-                f"| {backend} | {d['workers']} worker process(es) | {d['orders']:,} | {d['seconds']} "
+                f"| {backend} | {d['workers']} worker process(es) | {d['orders']:,} "
+                f"| {d['seconds']} ({d.get('starting_seconds', '-')}) "
                 f"| {d['allocated_per_second']:,} "
                 f"| {d['worker_cpu_ms_per_order']}, {_postgres_cpu(backend, d)} "
                 f"| {d['audit']['oversold_units']} |"
             )
+    lags = [r for r in results["scenarios"] if r.get("allocation_lag")]
+    if lags:
+        rows += [
+            "",
+            "| backend | scenario | orders allocated | allocation lag p50 / p99 / max (capture to allocation batch) |",
+            "|---|---|---:|---|",
+        ]
+        rows += [
+            f"| {r['backend']} | {r['scenario']} | {r['allocation_lag']['orders']:,} "
+            f"| {' / '.join(str(r['allocation_lag'][k]) for k in ('p50_ms', 'p99_ms', 'max_ms'))} ms |"
+            for r in lags
+        ]
     chaos = [r for r in results["scenarios"] if r["scenario"] == "chaos"]
     if chaos:
         rows += [
@@ -1151,6 +1277,12 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _workers(result: dict[str, Any]) -> str:
+    if result.get("drains"):
+        return ", ".join(str(d["workers"]) for d in result["drains"]) + " (drains after intake)"
+    return str(result.get("workers", "-"))
+
+
 def _postgres_cpu(backend: str, figures: dict[str, Any]) -> Any:
     """PostgreSQL's CPU per order, or "-" where it took no part (a SQLite run)."""
     return figures.get("postgres_cpu_ms_per_order", "-") if backend == "postgresql" else "-"
@@ -1194,7 +1326,12 @@ def main() -> None:
     parser.add_argument("--scenarios", default="steady,hot-sku,burst,chaos")
     parser.add_argument("--backend", default="postgresql", help="postgresql, sqlite or postgresql,sqlite")
     parser.add_argument("--orders", type=int, default=None, help="orders per scenario (default 20,000 as the issue)")
-    parser.add_argument("--servers", type=int, default=2, help="ordermesh serve --no-workers processes")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=None,
+        help="ordermesh serve --no-workers processes (default: 1 steady, burst; 2 hot-sku, chaos)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="ordermesh worker processes (steady, burst)")
     parser.add_argument("--scaling", default="1,2,4", help="worker processes for the hot-SKU drains")
     parser.add_argument("--concurrency", type=int, default=200, help="most requests in flight (steady)")
