@@ -18,7 +18,8 @@ order at 200 connections on this machine: the load generator, not the server, wa
 Each reports accepted orders/s, allocated orders/s, capture latency p50/p99/p99.9, the drain time,
 oversold units, lost and duplicated orders, 5xx answers, 429 answers and the processes' peak memory.
 Beside them, in the same run: PostgreSQL's own ceiling (pgbench: the hot-SKU conditional decrement
-on one row, and one order insert per transaction) and the naive design (bench/naive.py: one
+on one row, and one order insert per transaction; and bench/floor.py, the hot-SKU backlog drained
+in SQL alone with the facts ordermesh keeps per order) and the naive design (bench/naive.py: one
 transaction per order that locks the inventory row) driven by the same clients.
 
 Writes bench/results/<date>-<scenario>.json, a PNG chart per scenario (with the optional ``bench``
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import floor
 import httpx
 import psycopg
 from rich.console import Console
@@ -783,6 +785,7 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             "drains": [],
         }
         pending = backlog(db)
+        decisions: dict[str, tuple[str, str, str]] = {}  # a decision of each outcome, for the floor
         for count in args.scaling:
             copy = db.clone()
             clones.append(copy)
@@ -823,6 +826,18 @@ def run_hot(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                     "timeline": timeline,
                 }
             )
+            if backend == "postgresql" and not decisions:
+                decisions = floor.samples(copy.url)
+            copy.drop()
+            clones.remove(copy)
+        result["floor"] = []
+        for connections in (1, 2) if decisions else ():
+            # PostgreSQL's ceiling for the same facts, on its own copy (bench/floor.py).
+            copy = db.clone()
+            clones.append(copy)
+            shared = SharedCpu()
+            bare = floor.drain(copy.url, decisions, connections=connections)
+            result["floor"].append(bare | shared.per_order(bare["orders"]) | {"audit": audit(copy, load.accepted)})
             copy.drop()
             clones.remove(copy)
         result["audit"] = result["drains"][-1]["audit"] if result["drains"] else audit(db, load.accepted)
@@ -1218,6 +1233,20 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {d['worker_cpu_ms_per_order']}, {_postgres_cpu(backend, d)} "
                 f"| {d['audit']['oversold_units']} |"
             )
+    floors = [(r["backend"], f) for r in results["scenarios"] for f in r.get("floor", [])]
+    if floors:
+        rows += [
+            "",
+            "| backend | the same drain in SQL alone (bench/floor.py) | orders | seconds | orders/s "
+            "| CPU ms/order: PostgreSQL, client | oversold |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        rows += [
+            f"| {backend} | {f['connections']} connection(s), batches of {f['batch']} | {f['orders']:,} "
+            f"| {f['seconds']} | {f['orders_per_second']:,} | {f['postgres_cpu_ms_per_order']}, "
+            f"{f['client_cpu_ms_per_order']} | {f['audit']['oversold_units']} |"
+            for backend, f in floors
+        ]
     lags = [r for r in results["scenarios"] if r.get("allocation_lag")]
     if lags:
         rows += [
@@ -1317,6 +1346,19 @@ def ratios(results: dict[str, Any]) -> dict[str, tuple[float, float, str]]:
                 pg["hot_row_decrement"],
                 f"{r['allocated_per_second'] / pg['hot_row_decrement']:.2f}x",
             )
+        best_floor = max(r.get("floor", []), key=lambda f: f["orders_per_second"], default=None)
+        if best_floor:
+            out["hot-sku drain / the same drain in SQL alone (orders/s)"] = (
+                r["allocated_per_second"],
+                best_floor["orders_per_second"],
+                f"{r['allocated_per_second'] / best_floor['orders_per_second']:.2f}x",
+            )
+            if pg.get("hot_row_decrement"):
+                out["the same drain in SQL alone / pgbench one-row decrement"] = (
+                    best_floor["orders_per_second"],
+                    pg["hot_row_decrement"],
+                    f"{best_floor['orders_per_second'] / pg['hot_row_decrement']:.2f}x",
+                )
         if pg.get("order_insert"):
             out["hot-sku intake / pgbench one insert per transaction (tps)"] = (
                 r["accepted_per_second"],
@@ -1428,6 +1470,7 @@ def main() -> None:
             ("refused orders", r["refused_4xx"]),
             ("levels whose ledger does not sum to them", r["audit"]["ledger_mismatched_levels"]),
             ("orders left pending", r.get("orders_stuck_pending", 0)),
+            ("units oversold by the SQL-only drain", sum(f["audit"]["oversold_units"] for f in r.get("floor", []))),
             ("events never delivered", r.get("outbox_delivered_seconds_after_drain", 0) is None),
         )
         if bad
