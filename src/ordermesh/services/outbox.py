@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ordermesh.adapters.outbound import PermanentDeliveryError, TransientDeliveryError
 from ordermesh.adapters.store.bulk import any_of, insert_rows, table_of
+from ordermesh.adapters.store.locks import queue_order
 from ordermesh.adapters.store.tables import OutboxMessage
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.services.unit_of_work import UnitOfWork
@@ -273,32 +274,33 @@ def claim(
     now = utcnow()
     earlier = aliased(OutboxMessage)
     with uow:
-        due = uow.session.execute(
-            select(
-                OutboxMessage.id,
-                OutboxMessage.tenant_id,
-                OutboxMessage.aggregate_type,
-                OutboxMessage.aggregate_id,
-                OutboxMessage.event_type,
-                OutboxMessage.payload,
-                OutboxMessage.attempts,
-            )
-            .where(
-                OutboxMessage.status == PENDING,
-                OutboxMessage.next_attempt_at <= now,
-                ~exists().where(
-                    and_(
-                        earlier.aggregate_type == OutboxMessage.aggregate_type,
-                        earlier.aggregate_id == OutboxMessage.aggregate_id,
-                        earlier.status != DELIVERED,
-                        earlier.id < OutboxMessage.id,
-                    )
-                ),
-            )
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
+        with queue_order(uow.session):
+            due = uow.session.execute(
+                select(
+                    OutboxMessage.id,
+                    OutboxMessage.tenant_id,
+                    OutboxMessage.aggregate_type,
+                    OutboxMessage.aggregate_id,
+                    OutboxMessage.event_type,
+                    OutboxMessage.payload,
+                    OutboxMessage.attempts,
+                )
+                .where(
+                    OutboxMessage.status == PENDING,
+                    OutboxMessage.next_attempt_at <= now,
+                    ~exists().where(
+                        and_(
+                            earlier.aggregate_type == OutboxMessage.aggregate_type,
+                            earlier.aggregate_id == OutboxMessage.aggregate_id,
+                            earlier.status != DELIVERED,
+                            earlier.id < OutboxMessage.id,
+                        )
+                    ),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
         unheard_ids = [row.id for row in due if unheard is not None and unheard(row.event_type)]
         if unheard_ids:
             uow.session.execute(

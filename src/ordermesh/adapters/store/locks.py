@@ -9,15 +9,16 @@ statement sorted by key, so two transactions can never wait on each other in a c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, and_, bindparam, func, select, tuple_
+from sqlalchemy import BigInteger, Select, and_, bindparam, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from ordermesh.adapters.store.bulk import insert_rows, table_of
-from ordermesh.adapters.store.tables import InventoryLevel, Order
+from ordermesh.adapters.store.tables import ALLOCATION_QUEUE, InventoryLevel, Order
 from ordermesh.adapters.store.types import utcnow
 
 LevelKey = tuple[int, int]  # (location id, SKU id)
@@ -100,12 +101,31 @@ def lock_order(session: Session, tenant_id: int, order_id: int) -> Order | None:
 
 def claim_orders_for_allocation(session: Session, limit: int) -> Sequence[Order]:
     """The next orders the allocator should work on, by priority: earliest ship-by first (orders
-    without one after), then first placed. Rows another allocator holds are skipped, not waited for."""
-    return session.scalars(
-        select(Order)
-        .where(Order.needs_allocation.is_(True))
-        .order_by(Order.ship_by.asc().nulls_last(), Order.placed_at, Order.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    ).all()
+    without one after), then first placed. Rows another allocator holds are skipped, not waited for.
+    Read from the queue's partial index in its order, stopping at ``limit``: a claim costs the same
+    whether the table holds thousands of orders or millions."""
+    with queue_order(session):
+        return session.scalars(
+            select(Order)
+            .where(text(f"orders.{ALLOCATION_QUEUE}"))
+            .order_by(Order.ship_by.asc().nulls_last(), Order.placed_at, Order.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        ).all()
+
+
+@contextmanager
+def queue_order(session: Session) -> Iterator[None]:
+    """Within the block, PostgreSQL answers a queue claim (``ORDER BY`` the queue's partial index,
+    ``LIMIT``) by reading that index in order, never by sorting. With planner statistics it does so
+    anyway; without them (a table never analyzed: autovacuum off, or just after ``pg_upgrade``) it
+    guessed the queue tiny, read all of it and sorted: 35-46 ms a claim over a 20,000-row backlog
+    against 1.3 ms (EXPLAIN ANALYZE, outbox and orders). Only for the claim: the setting is put back
+    before the rest of the transaction runs."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(text("SET LOCAL enable_sort = off"))
+    yield
+    if postgres:  # not on an exception: the transaction is being abandoned, and the setting with it
+        session.execute(text("SET LOCAL enable_sort = on"))

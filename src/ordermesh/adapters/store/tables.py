@@ -233,6 +233,13 @@ class InventoryMovement(Base):
     created_at: Mapped[datetime] = _created()
 
 
+# The allocator's queue predicate, written the same in the partial index and in the claim
+# (adapters/store/locks.py). Neither database uses a partial index unless the query states its
+# predicate as written: the claim's "needs_allocation IS true" (SQLAlchemy's ``is_(True)``) never
+# used it, and each claim sorted every order in the table.
+ALLOCATION_QUEUE = "needs_allocation"
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
@@ -245,8 +252,8 @@ class Order(Base):
             "ship_by",
             "placed_at",
             "id",
-            postgresql_where=text("needs_allocation"),
-            sqlite_where=text("needs_allocation"),
+            postgresql_where=text(ALLOCATION_QUEUE),
+            sqlite_where=text(ALLOCATION_QUEUE),
         ),
     )
     id: Mapped[int] = _id()
