@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from ordermesh.bootstrap import Application
 from ordermesh.domain.lifecycle import OrderStatus, is_allowed
@@ -353,6 +354,35 @@ def test_every_allocation_step_is_an_allowed_recorded_transition(app: Applicatio
         [{"line_number": 1, "location_id": events[1]["data"]["allocations"][0]["location_id"], "units": 1}],
         [{"line_number": 1, "location_id": events[1]["data"]["allocations"][0]["location_id"], "units": 2}],
     ]
+
+
+def test_a_batch_stores_every_order_status_with_one_update_per_status(app: Application, shop: Caller) -> None:
+    served = [place(app, shop, f"s-{n}") for n in range(5)]
+    short = place(app, shop, "short", ("A", 2))  # one unit left for it after the five
+    late = [place(app, shop, f"late-{n}") for n in range(4)]
+    stock(app, shop, "HN", "A", 6)  # 6 units: five orders of one, one of the short order's two
+    statements: list[str] = []  # one entry per execution on the server (an executemany is many)
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+        statements.extend([statement] * (len(parameters) if many else 1))
+
+    event.listen(app.engine, "before_cursor_execute", seen)
+    try:
+        outcome = allocation.allocate_batch(app.uow())
+    finally:
+        event.remove(app.engine, "before_cursor_execute", seen)
+
+    assert outcome.claimed == 10
+    assert [status(app, shop, order_id) for order_id in served] == ["allocated"] * 5
+    assert status(app, shop, short) == "partially_allocated"
+    assert [status(app, shop, order_id) for order_id in late] == ["backordered"] * 4
+    for order_id in [*served, short, *late]:
+        order = view(app, shop, order_id)
+        assert order["updated_at"] >= order["events"][-1]["at"]
+    # The claim's queue flag, then the new statuses: one statement per status, none per order.
+    order_updates = [text for text in statements if text.lstrip().upper().startswith("UPDATE ORDERS")]
+    assert len(order_updates) == 4, order_updates
+    assert_stock_invariants(app, shop.tenant_id)
 
 
 def test_a_bundle_backorder_is_allocated_when_its_missing_component_arrives(app: Application, shop: Caller) -> None:

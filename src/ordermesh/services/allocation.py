@@ -174,6 +174,7 @@ def _allocate_for_tenant(
     # Written with one multi-row statement per batch (no ORM objects): nothing in this transaction
     # reads them back, and they are the largest rows a decision writes.
     decision_rows: list[dict[str, object]] = []
+    moved: dict[OrderStatus, list[Order]] = defaultdict(list)  # new status -> orders to write it for
     for order in orders:
         lines = lines_by_order[order.id]
         demand = [
@@ -287,13 +288,33 @@ def _allocate_for_tenant(
             outcome.by_status[order.status] += 1
             continue
         target = status_after_allocation(open_units, reserved)
-        order_history.transition(session, order, target, ACTOR, reason=decision.explanation, data=routing)
-        outcome.by_status[order.status] += 1
         if auto_release and target is OrderStatus.ALLOCATED:
+            order_history.transition(session, order, target, ACTOR, reason=decision.explanation, data=routing)
+            outcome.by_status[order.status] += 1
             session.add_all([Allocation(**row) for row in new_allocations])
             new_allocations.clear()
             session.flush()
             release_allocated(session, order, ACTOR)
+            continue
+        # The common case: the row's new status is written below with the batch's others.
+        if order_history.transition_unwritten(session, order, target, ACTOR, reason=decision.explanation, data=routing):
+            moved[target].append(order)
+        outcome.by_status[order.status] += 1
     insert_rows(session, table_of(RoutingDecisionRecord), decision_rows)
     insert_rows(session, table_of(Allocation), new_allocations)
+    _write_statuses(session, moved)
     ledger.finish()
+
+
+def _write_statuses(session: Session, moved: dict[OrderStatus, list[Order]]) -> None:
+    """The orders' new statuses: one UPDATE per status for the whole batch, where the ORM's flush
+    sent one per order (14% of PostgreSQL's statement time in a hot-SKU drain, its statement log)."""
+    written_at = utcnow()
+    for target, orders in sorted(moved.items()):
+        session.execute(
+            update(table_of(Order))
+            .where(any_of(session, Order.id, [order.id for order in orders]))
+            .values(status=target.value, updated_at=written_at)
+        )
+        for order in orders:
+            set_committed_value(order, "updated_at", written_at)
