@@ -1330,42 +1330,34 @@ def ratios(results: dict[str, Any]) -> dict[str, tuple[float, float, str]]:
         if r["backend"] != "postgresql" or r["scenario"] != "hot-sku":
             continue
         if naive and naive["accepted_per_second"]:
-            out["hot-sku intake / naive baseline (orders/s)"] = (
-                r["accepted_per_second"],
-                naive["accepted_per_second"],
-                f"{r['accepted_per_second'] / naive['accepted_per_second']:.2f}x",
+            out["hot-sku intake / naive baseline (orders/s)"] = _ratio(
+                r["accepted_per_second"], naive["accepted_per_second"]
             )
-            out["hot-sku allocated / naive baseline (orders/s)"] = (
-                r["allocated_per_second"],
-                naive["allocated_per_second"],
-                f"{r['allocated_per_second'] / naive['allocated_per_second']:.2f}x",
+            out["hot-sku allocated / naive baseline (orders/s)"] = _ratio(
+                r["allocated_per_second"], naive["allocated_per_second"]
             )
         if pg.get("hot_row_decrement"):
-            out["hot-sku allocation / pgbench one-row decrement (tps)"] = (
-                r["allocated_per_second"],
-                pg["hot_row_decrement"],
-                f"{r['allocated_per_second'] / pg['hot_row_decrement']:.2f}x",
+            out["hot-sku allocation / pgbench one-row decrement (tps)"] = _ratio(
+                r["allocated_per_second"], pg["hot_row_decrement"]
             )
         best_floor = max(r.get("floor", []), key=lambda f: f["orders_per_second"], default=None)
         if best_floor:
-            out["hot-sku drain / the same drain in SQL alone (orders/s)"] = (
-                r["allocated_per_second"],
-                best_floor["orders_per_second"],
-                f"{r['allocated_per_second'] / best_floor['orders_per_second']:.2f}x",
+            out["hot-sku drain / the same drain in SQL alone (orders/s)"] = _ratio(
+                r["allocated_per_second"], best_floor["orders_per_second"]
             )
             if pg.get("hot_row_decrement"):
-                out["the same drain in SQL alone / pgbench one-row decrement"] = (
-                    best_floor["orders_per_second"],
-                    pg["hot_row_decrement"],
-                    f"{best_floor['orders_per_second'] / pg['hot_row_decrement']:.2f}x",
+                out["the same drain in SQL alone / pgbench one-row decrement"] = _ratio(
+                    best_floor["orders_per_second"], pg["hot_row_decrement"]
                 )
         if pg.get("order_insert"):
-            out["hot-sku intake / pgbench one insert per transaction (tps)"] = (
-                r["accepted_per_second"],
-                pg["order_insert"],
-                f"{r['accepted_per_second'] / pg['order_insert']:.2f}x",
+            out["hot-sku intake / pgbench one insert per transaction (tps)"] = _ratio(
+                r["accepted_per_second"], pg["order_insert"]
             )
     return out
+
+
+def _ratio(ours: float, reference: float) -> tuple[float, float, str]:
+    return ours, reference, f"{ours / reference:.2f}x"
 
 
 def main() -> None:
