@@ -7,9 +7,7 @@ read stock as last set.
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -25,37 +23,12 @@ from ordermesh.adapters.channels.signing import (
     shopee_shop_sign,
 )
 from ordermesh.simulators.common import Faults, install_push_control, simulator_app
+from ordermesh.simulators.shopee_shop import SimulatorRefusal, Store
 
 SIGN_VALID_SECONDS = 300
 MAX_WINDOW = 15 * 86400
 OrderHandler = Callable[[dict[str, Any], dict[str, Any]], Response]
 PUBLIC_PATHS = ("/api/v2/push/", "/api/v2/shop/auth_partner", "/api/v2/auth/")
-
-
-class Store:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.ids = itertools.count(100_001)
-        self.items: dict[int, dict[str, Any]] = {}
-        self.orders: dict[str, dict[str, Any]] = {}
-        self.pushes: list[dict[str, Any]] = []  # every push, with an id: what get_lost_push_message can return
-        self.lost_after = 0  # pushes with an id above this were not confirmed consumed
-        self.stock_sets: list[dict[str, Any]] = []
-        self.clock = 0
-
-    def tick(self) -> int:
-        """A strictly increasing update_time, close to now."""
-        self.clock = max(int(time.time()), self.clock + 1)
-        return self.clock
-
-    def model_of(self, sku: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
-        for item in self.items.values():
-            if not item["models"] and item["item_sku"] == sku:
-                return item, None
-            for model in item["models"].values():
-                if model["model_sku"] == sku:
-                    return item, model
-        return None
 
 
 def create_app(
@@ -363,101 +336,17 @@ def create_app(
         """``{"item_name", "item_sku", "stock"?, "models": [{"model_sku", "model_name"?, "stock"?}]}``"""
         body = await request.json()
         with store.lock:
-            item_id = next(store.ids)
-            models = {}
-            for entry in body.get("models") or []:
-                model_id = next(store.ids)
-                models[model_id] = {
-                    "model_id": model_id,
-                    "model_sku": entry["model_sku"],
-                    "model_name": entry.get("model_name", entry["model_sku"]),
-                    "stock": int(entry.get("stock", 0)),
-                    "price": float(entry.get("price", 100000)),
-                }
-            item = {
-                "item_id": item_id,
-                "item_name": body.get("item_name", "Item"),
-                "item_sku": body.get("item_sku", ""),
-                "stock": int(body.get("stock", 0)),
-                "price": float(body.get("price", 100000)),
-                "models": models,
-            }
-            store.items[item_id] = item
-            return {**item, "models": list(models.values())}
+            return store.add_item(body)
 
     @app.post("/_sim/orders")
     async def place_order(request: Request) -> Response:
         """A buyer places (and pays for) an order: stock falls, a push says READY_TO_SHIP (or UNPAID)."""
         body = await request.json()
         with store.lock:
-            if not state["sell_beyond_stock"]:
-                for entry in body["lines"]:
-                    found = store.model_of(entry["sku"])
-                    holder = None if found is None else (found[1] if found[1] is not None else found[0])
-                    if holder is not None and int(entry.get("quantity", 1)) > holder["stock"]:
-                        return JSONResponse(
-                            {"error": f"{entry['sku']} has {holder['stock']} in stock"}, status_code=409
-                        )
-            item_list, total = [], 0.0
-            for entry in body["lines"]:
-                found = store.model_of(entry["sku"])
-                if found is None:
-                    return JSONResponse({"error": f"no item or model with SKU {entry['sku']}"}, status_code=422)
-                item, model = found
-                quantity = int(entry.get("quantity", 1))
-                holder = model if model is not None else item
-                holder["stock"] -= quantity
-                price = holder["price"]
-                total += price * quantity
-                item_list.append(
-                    {
-                        "item_id": item["item_id"],
-                        "item_name": item["item_name"],
-                        "item_sku": item["item_sku"],
-                        "model_id": model["model_id"] if model else 0,
-                        "model_name": model["model_name"] if model else "",
-                        "model_sku": model["model_sku"] if model else "",
-                        "model_quantity_purchased": quantity,
-                        "model_original_price": price,
-                        "model_discounted_price": price,
-                    }
-                )
-            now = store.tick()
-            order_sn = body.get("order_sn") or f"{time.strftime('%y%m%d')}{uuid.uuid4().hex[:8].upper()}"
-            order = {
-                "order_sn": order_sn,
-                "region": "VN",
-                "currency": "VND",
-                "cod": bool(body.get("cod", False)),
-                "total_amount": total,
-                "order_status": body.get("status", "READY_TO_SHIP"),
-                "message_to_seller": body.get("note", ""),
-                "create_time": now,
-                "update_time": now,
-                "pay_time": now if body.get("status", "READY_TO_SHIP") != "UNPAID" else None,
-                "days_to_ship": 2,
-                "ship_by_date": now + 2 * 86400,
-                "estimated_shipping_fee": 15000.0,
-                "recipient_address": body.get(
-                    "recipient_address",
-                    {
-                        "name": "Nguyen Van B",
-                        "phone": "84900000000",
-                        "town": "Phuong Ben Nghe",
-                        "district": "Quan 1",
-                        "city": "Ho Chi Minh",
-                        "state": "Ho Chi Minh",
-                        "region": "VN",
-                        "zipcode": "700000",
-                        "full_address": "1 Le Loi, Phuong Ben Nghe, Quan 1, Ho Chi Minh",
-                    },
-                ),
-                "item_list": item_list,
-                "cancel_by": "",
-                "cancel_reason": "",
-                "buyer_cancel_reason": "",
-            }
-            store.orders[order_sn] = order
+            try:
+                order = store.place_order(body, sell_beyond_stock=state["sell_beyond_stock"])
+            except SimulatorRefusal as refusal:
+                return JSONResponse({"error": refusal.message}, status_code=refusal.status)
             push(order)
             return JSONResponse(order)
 
@@ -494,13 +383,7 @@ def create_app(
     @app.get("/_sim/stock")
     def read_stock() -> dict[str, int]:
         with store.lock:
-            stock: dict[str, int] = {}
-            for item in store.items.values():
-                if not item["models"]:
-                    stock[item["item_sku"]] = item["stock"]
-                for model in item["models"].values():
-                    stock[model["model_sku"]] = model["stock"]
-            return stock
+            return store.stock()
 
     @app.get("/_sim/stock-sets")
     def read_stock_sets() -> list[dict[str, Any]]:
