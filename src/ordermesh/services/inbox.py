@@ -20,6 +20,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ordermesh.adapters.store.locks import queue_order
 from ordermesh.adapters.store.tables_inbox import InboxDelivery
 from ordermesh.adapters.store.types import utcnow
 from ordermesh.services.outbox import retry_pause
@@ -139,17 +140,18 @@ def process_due(
         return report
     now = utcnow()
     with app.uow() as uow:
-        rows = uow.session.scalars(
-            select(InboxDelivery)
-            .where(
-                InboxDelivery.status == PENDING,
-                InboxDelivery.next_attempt_at <= now,
-                InboxDelivery.source.in_(list(processors)),
-            )
-            .order_by(InboxDelivery.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
+        with queue_order(uow.session):
+            rows = uow.session.scalars(
+                select(InboxDelivery)
+                .where(
+                    InboxDelivery.status == PENDING,
+                    InboxDelivery.next_attempt_at <= now,
+                    InboxDelivery.source.in_(list(processors)),
+                )
+                .order_by(InboxDelivery.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
         claimed = []
         for row in rows:
             row.attempts += 1

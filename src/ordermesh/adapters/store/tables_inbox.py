@@ -19,12 +19,9 @@ class InboxDelivery(Base):
         # A redelivery of the same platform event (same dedupe key) is stored once; deliveries without a
         # key (NULL) are all kept.
         UniqueConstraint("tenant_id", "source", "account", "dedupe_key"),
+        # The worker's claim: pending rows in id order, nothing else (migration 0009).
         Index(
-            "ix_inbox_pending",
-            "next_attempt_at",
-            "id",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
+            "ix_inbox_due", "id", postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")
         ),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
