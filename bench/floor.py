@@ -22,9 +22,9 @@ engine, leases and subscribers, so this is an upper bound for it, not a competit
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -53,38 +53,27 @@ def drain(
     refused_with = decisions.get("none", served_with)
     if served_with is None or refused_with is None:
         raise SystemExit("error: the floor needs a decision ordermesh stored for this backlog to copy")
-    counts: list[tuple[int, int]] = []
-    failures: list[BaseException] = []
 
-    def loop() -> None:
+    def loop(_: int) -> tuple[int, int]:
         orders = batches = 0
-        try:
-            with psycopg.connect(url) as connection:
-                while True:
-                    with connection.transaction():
-                        drained = _batch(connection, batch, served_with, refused_with)
-                    if not drained:
-                        break
-                    with connection.transaction():
-                        connection.execute(
-                            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = now()"
-                            " WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' FOR UPDATE SKIP LOCKED)"
-                        )
-                    orders += drained
-                    batches += 1
-        except BaseException as error:  # reported by the caller, not lost in a thread
-            failures.append(error)
-        counts.append((orders, batches))
+        with psycopg.connect(url) as connection:
+            while True:
+                with connection.transaction():
+                    drained = _batch(connection, batch, served_with, refused_with)
+                if not drained:
+                    return orders, batches
+                with connection.transaction():
+                    connection.execute(
+                        "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = now()"
+                        " WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' FOR UPDATE SKIP LOCKED)"
+                    )
+                orders += drained
+                batches += 1
 
-    threads = [threading.Thread(target=loop, name=f"floor-{n}") for n in range(connections)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=connections, thread_name_prefix="floor") as pool:
+        counts = list(pool.map(loop, range(connections)))  # a loop's exception is raised here
     seconds = time.perf_counter() - started
-    if failures:
-        raise failures[0]
     orders = sum(n for n, _ in counts)
     return {
         "orders": orders,
